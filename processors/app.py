@@ -1,0 +1,106 @@
+"""The Faust app: topics, tables and agents, wired in one place.
+
+Agents stay thin: decode, call one function of `domain/` (through `processors.handlers`),
+store, send. Three agents:
+
+* `ingest` (the four account-scoped input topics): billing events → account state.
+* `control` (payment runs, decisions, run progress; one partition, so one worker): starts
+  proposal runs, routes decisions to the account partitions, counts finished slices.
+* `partition_work` (co-partitioned with the input topics): a run slice over the accounts of
+  one partition, and the decisions addressed to that partition.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+import structlog
+
+from dunning.codec import Codec
+from dunning.settings import Settings
+from processors import broker_quirks
+from processors.handlers import Handlers
+from processors.procedures import ProcedureCatalog
+from topics import catalogue as cat
+
+log = structlog.get_logger("dunning.worker")
+
+
+def create_app(settings: Settings) -> faust.App:
+    broker_quirks.install_faust_recovery_fix(settings.kafka_client_kwargs())
+    app = faust.App(
+        settings.app_id,
+        broker=settings.faust_broker,
+        store="rocksdb://",
+        datadir=str(settings.state_dir / "worker"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        key_serializer="raw",
+        value_serializer="raw",
+        table_standby_replicas=0,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        producer_linger_ms=5,
+        producer_max_batch_size=512 * 1024,
+        stream_buffer_maxsize=8192,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        logging_config=None,
+        loghandlers=[],
+    )
+
+    def topic(*names: str, **kw: Any) -> faust.TopicT:
+        return app.topic(
+            *(settings.topic(n) for n in names), key_type=bytes, value_type=bytes,
+            key_serializer="raw", value_serializer="raw", **kw,
+        )
+
+    def table(name: str, partitions: int) -> faust.Table:
+        return app.Table(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw",
+            value_serializer="raw", partitions=partitions, default=None,
+        )
+
+    accounts = table("accounts", settings.partitions)
+    due_index = table("due_index", settings.partitions)
+    work_index = table("work_index", settings.partitions)
+    runs = table("runs", 1)
+
+    codec = Codec.from_settings(settings)
+    procedures = ProcedureCatalog(settings, codec)
+    handlers = Handlers(
+        app=app, settings=settings, codec=codec, procedures=procedures,
+        accounts=accounts, due_index=due_index, work_index=work_index, runs=runs,
+        topic=topic,
+    )
+    app.dunning = handlers  # type: ignore[attr-defined]
+
+    @app.task
+    async def follow_procedures() -> None:
+        await procedures.follow()
+
+    @app.agent(topic(*cat.ACCOUNT_INPUTS), concurrency=1)
+    async def ingest(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await handlers.on_input(event)
+
+    @app.agent(topic(cat.PAYMENT_RUNS, cat.DECISIONS, cat.RUN_PROGRESS), concurrency=1)
+    async def control(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await handlers.on_control(event)
+
+    @app.agent(topic(cat.PARTITION_WORK), concurrency=1)
+    async def partition_work(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await handlers.on_partition_work(event)
+
+    from processors import web
+
+    web.register(app, handlers)
+    return app

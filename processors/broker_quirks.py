@@ -1,0 +1,95 @@
+"""The embedded broker's end-offset quirk, handled here and nowhere else.
+
+Tansu answers ListOffsets "latest" with the base offset of the partition's last record
+batch + 1. When that batch holds several records, the end offset is under-reported, so
+"read up to the end" stops early. Two places in this project need a true end offset:
+
+* the proposal-run barrier (every input event published before a `PaymentRunCompleted`
+  must be applied before the run starts), and
+* Faust's changelog recovery, which reads each changelog partition up to its highwater:
+  with the under-reported highwater, a table rebuilt from its changelog loses its newest
+  updates.
+
+`true_end_offsets` asks for the reported end, then reads the partition from one before it
+to the end and returns the offset after the last record it finds. On Apache Kafka the
+reported end is already right, and the read finds the one record before it: the answer is
+the same, at the cost of one fetch per partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+async def true_end_offsets(
+    client_kwargs: Mapping[str, Any], partitions: Iterable[TopicPartition], *, idle_ms: int = 300
+) -> dict[TopicPartition, int]:
+    """The offset after the last record of each partition, whatever the broker reports."""
+    tps = list(partitions)
+    if not tps:
+        return {}
+    consumer = AIOKafkaConsumer(
+        **client_kwargs,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        reported: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        result: dict[TopicPartition, int] = {}
+        pending: set[TopicPartition] = set()
+        for tp in tps:
+            end = reported.get(tp, 0)
+            result[tp] = end
+            if end > 0:
+                consumer.seek(tp, end - 1)
+                pending.add(tp)
+            else:
+                consumer.pause(tp)
+        loop = asyncio.get_running_loop()
+        idle_until = loop.time() + idle_ms / 1000
+        while pending and loop.time() < idle_until:
+            batch = await consumer.getmany(*pending, timeout_ms=50)
+            progressed = False
+            for tp, records in batch.items():
+                if records:
+                    result[tp] = max(result[tp], records[-1].offset + 1)
+                    progressed = True
+            if progressed:
+                idle_until = loop.time() + idle_ms / 1000
+        return result
+    finally:
+        await consumer.stop()
+
+
+def install_faust_recovery_fix(client_kwargs: Mapping[str, Any]) -> None:
+    """Make Faust's changelog recovery read to the true end of every changelog partition.
+
+    Faust asks its consumer for highwaters (end offsets) of the changelog partitions it
+    recovers; we answer with `true_end_offsets`. Installed once, before the worker starts.
+    """
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    consumer_cls = faust_aiokafka.Consumer
+    if getattr(consumer_cls, "_dunning_true_highwaters", False):
+        return
+    original = consumer_cls.highwaters
+
+    async def highwaters(self: Any, *partitions: Any) -> Mapping[Any, int]:
+        reported = dict(await original(self, *partitions))
+        tps = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        true = await true_end_offsets(client_kwargs, tps)
+        for tp in partitions:
+            end = true.get(TopicPartition(tp.topic, tp.partition))
+            if end is not None and end > (reported.get(tp) or 0):
+                reported[tp] = end
+        return reported
+
+    consumer_cls.highwaters = highwaters  # type: ignore[method-assign]
+    consumer_cls._dunning_true_highwaters = True  # type: ignore[attr-defined]

@@ -1,0 +1,564 @@
+"""What the agents do with one event: decode, call one domain function, store, send.
+
+Ordering that keeps commands neither lost nor re-made: the records an event produces are
+sent and their delivery awaited *before* the table rows change. A worker killed between
+the two sends the same records again (same ids) when the event is redelivered; a worker
+killed after both finds the work done in its state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+import faust
+import orjson
+import structlog
+from aiokafka import TopicPartition
+from faust.types import TP
+
+from domain import notice as notices
+from domain.account import Account, evolve, new_account
+from domain.errors import Rejected
+from domain.ids import proposal_run_id
+from domain.proposal import propose
+from domain.schedule import next_evaluation_day
+from dunning.codec import Codec, CodecError
+from dunning.settings import Settings
+from processors import broker_quirks, convert
+from processors.deadletter import Unusable, dead_letter_record, log_unusable
+from processors.procedures import ProcedureCatalog
+from processors.state import (
+    NO_DAY,
+    StoredAccount,
+    account_key,
+    due_key,
+    due_key_account,
+    notice_key,
+    proposal_key,
+    run_key,
+    run_prefix,
+)
+from topics import catalogue as cat
+
+log = structlog.get_logger("dunning.worker")
+
+Out = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition
+SCAN_BATCH = 2000
+
+
+class Handlers:
+    def __init__(
+        self, *, app: faust.App, settings: Settings, codec: Codec,
+        procedures: ProcedureCatalog, accounts: Any, due_index: Any, work_index: Any,
+        runs: Any, topic: Callable[..., Any],
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.codec = codec
+        self.procedures = procedures
+        self.accounts = accounts
+        self.due_index = due_index
+        self.work_index = work_index
+        self.runs = runs
+        #: (physical topic, partition) -> offset after the last input event applied.
+        self.applied: dict[tuple[str, int], int] = {}
+        self.metrics: dict[str, int] = {}
+        self._logical = {settings.topic(t.name): t.name for t in cat.CATALOGUE}
+
+    # ------------------------------------------------------------------ plumbing
+    def count(self, name: str, n: int = 1) -> None:
+        self.metrics[name] = self.metrics.get(name, 0) + n
+
+    def logical(self, physical: str) -> str:
+        return self._logical.get(physical, physical)
+
+    def out(self, topic: str, rtype: str, record: dict[str, Any], key: str | None,
+            partition: int | None = None) -> Out:
+        return (
+            self.settings.topic(topic),
+            key.encode() if key is not None else None,
+            self.codec.encode(rtype, record),
+            partition,
+        )
+
+    def internal(self, topic: str, payload: dict[str, Any], key: str | None,
+                 partition: int | None = None) -> Out:
+        return (
+            self.settings.topic(topic),
+            key.encode() if key is not None else None,
+            orjson.dumps(payload),
+            partition,
+        )
+
+    async def send(self, outs: Iterable[Out]) -> None:
+        """Send and wait until the broker has every record."""
+        producer = self.app.producer
+        futures = []
+        for topic, key, value, partition in outs:
+            futures.append(await producer.send(topic, key, value, partition, None, None))
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def dead_letter(self, message: Any, code: str, detail: str) -> None:
+        self.count(f"dead_letters.{code}")
+        log_unusable(code, detail, topic=message.topic, partition=message.partition,
+                     offset=message.offset)
+        record = dead_letter_record(
+            topic=self.logical(message.topic), partition=message.partition,
+            offset=message.offset, key=message.key, value=message.value, code=code,
+            detail=detail,
+        )
+        await self.send([self.out(cat.DEAD_LETTERS, "DeadLetter", record,
+                                  self.logical(message.topic))])
+
+    async def guarded(self, event: faust.EventT, work: Callable[[Any], Any]) -> None:
+        """The one error policy: nothing escapes an agent loop."""
+        message = event.message
+        try:
+            await work(message)
+        except Unusable as exc:
+            await self.dead_letter(message, exc.code, exc.detail)
+        except Rejected as exc:
+            await self.dead_letter(message, exc.code, exc.detail)
+        except Exception as exc:  # a bug, not bad input: keep the evidence, go on
+            log.exception("event failed", topic=message.topic, partition=message.partition,
+                          offset=message.offset)
+            await self.dead_letter(message, "processing_error", f"{type(exc).__name__}: {exc}")
+
+    def decode(self, message: Any, allowed: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+        if message.value is None:
+            raise Unusable("empty", "a record without a value")
+        try:
+            rtype, record = self.codec.decode(message.value)
+        except CodecError as exc:
+            raise Unusable("undecodable", str(exc)) from exc
+        if rtype not in allowed:
+            raise Unusable(
+                "unknown_record_type",
+                f"{rtype} is not a record of {self.logical(message.topic)}",
+            )
+        return rtype, record
+
+    # ------------------------------------------------------------------ state
+    def load(self, account_id: str) -> StoredAccount:
+        raw = self.accounts.get(account_key(account_id))
+        if raw is None:
+            return StoredAccount(new_account(account_id))
+        return StoredAccount.loads(raw)
+
+    def store(self, stored: StoredAccount, next_day: int | None) -> None:
+        """Write the row and keep the due index in step with it."""
+        account_id = stored.account.account_id
+        day = NO_DAY if next_day is None else next_day
+        if day != stored.index_day:
+            if stored.index_day != NO_DAY:
+                del self.due_index[due_key(stored.index_day, account_id)]
+            if day != NO_DAY:
+                self.due_index[due_key(day, account_id)] = b""
+            stored.index_day = day
+        self.accounts[account_key(account_id)] = stored.dumps()
+
+    def next_day(self, account: Account, after: int) -> int | None:
+        """Lower bound of the next day a rule can fire; 0 (always look) while the
+        procedures are not known yet."""
+        procs = self.procedures.get()
+        if not self.procedures.ready.is_set():
+            return 0
+        procedure = account.master.dunning_procedure if account.master else None
+        if procedure is not None and procedure not in procs:
+            return after  # reported by every run until the procedure exists
+        return next_evaluation_day(account, procs, after)
+
+    # ------------------------------------------------------------------ ingest
+    async def on_input(self, event: faust.EventT) -> None:
+        message = event.message
+        try:
+            await self.guarded(event, self._apply_input)
+        finally:
+            self.applied[(message.topic, message.partition)] = message.offset + 1
+
+    async def _apply_input(self, message: Any) -> None:
+        topic = self.logical(message.topic)
+        rtype, record = self.decode(message, cat.BY_NAME[topic].records)
+        domain_event = convert.input_event(rtype, record)
+        if message.key is None or message.key.decode(errors="replace") != domain_event.account_id:
+            raise Unusable(
+                "key_mismatch",
+                f"key {message.key!r} is not the account_id {domain_event.account_id!r}",
+            )
+        digest = hashlib.blake2b(repr(domain_event).encode(), digest_size=8).digest()
+        stored = self.load(domain_event.account_id)
+        updated = evolve(stored.account, domain_event, digest)
+        self.count(f"applied.{topic}")
+        if updated is stored.account:
+            return
+        stored.account = updated
+        self.store(stored, self.next_day(updated, 0))
+
+    # ------------------------------------------------------------------ control
+    async def on_control(self, event: faust.EventT) -> None:
+        await self.guarded(event, self._control)
+
+    async def _control(self, message: Any) -> None:
+        topic = self.logical(message.topic)
+        if topic == cat.RUN_PROGRESS:
+            await self._progress(orjson.loads(message.value))
+            return
+        rtype, record = self.decode(message, cat.BY_NAME[topic].records)
+        handler = getattr(self, f"_on_{rtype}")
+        await handler(record)
+
+    def get_run(self, payment_run_id: str) -> dict[str, Any] | None:
+        raw = self.runs.get(payment_run_id.encode())
+        return orjson.loads(raw) if raw is not None else None
+
+    def put_run(self, run: dict[str, Any]) -> None:
+        self.runs[run["payment_run_id"].encode()] = orjson.dumps(run)
+
+    def run_by_id(self, run_id: str) -> dict[str, Any]:
+        payment_run_id, _, attempt = run_id.rpartition("/")
+        run = self.get_run(payment_run_id) if payment_run_id else None
+        if run is None or run["run_id"] != run_id:
+            raise Unusable("unknown_run", f"no proposal run {run_id!r} (or not its latest attempt)")
+        return run
+
+    async def _on_PaymentRunCompleted(self, record: dict[str, Any]) -> None:
+        payment_run_id = record["run_id"]
+        run = self.get_run(payment_run_id)
+        if run is not None and run["trigger"] != record["event_id"]:
+            log.info("payment run seen before: nothing new", payment_run_id=payment_run_id)
+            return
+        attempt = 1 if run is None else run["attempt"]
+        await self.start_run(payment_run_id, convert.day(record["as_of_date"]), attempt,
+                             record["event_id"])
+
+    async def start_run(self, payment_run_id: str, as_of: int, attempt: int,
+                        trigger: str) -> None:
+        run_id = proposal_run_id(payment_run_id, attempt)
+        n = self.settings.partitions
+        tps = [TopicPartition(self.settings.topic(t), p) for t in cat.ACCOUNT_INPUTS
+               for p in range(n)]
+        ends = await broker_quirks.true_end_offsets(self.settings.kafka_client_kwargs(), tps)
+        run = self.get_run(payment_run_id)
+        if run is None or run["run_id"] != run_id:
+            run = {
+                "payment_run_id": payment_run_id, "run_id": run_id, "attempt": attempt,
+                "as_of": as_of, "trigger": trigger, "status": "running", "slices": {},
+                "approved_slices": {}, "executed": 0, "started_at": time.time(),
+            }
+            self.put_run(run)
+        outs = [self.out(cat.RUNS, "ProposalRunStarted",
+                         convert.run_started(run_id, payment_run_id, as_of), run_id)]
+        for p in range(n):
+            targets = {tp.topic: off for tp, off in ends.items() if tp.partition == p}
+            outs.append(self.internal(cat.PARTITION_WORK, {
+                "kind": "slice", "run_id": run_id, "as_of": as_of, "targets": targets,
+            }, None, p))
+        await self.send(outs)
+        log.info("proposal run started", run_id=run_id, as_of=as_of)
+
+    async def broadcast(self, payload: dict[str, Any]) -> None:
+        await self.send(self.internal(cat.PARTITION_WORK, payload, None, p)
+                        for p in range(self.settings.partitions))
+
+    async def _on_ProposalApproved(self, record: dict[str, Any]) -> None:
+        await self.broadcast({"kind": "approve", **convert.plain(record)})
+
+    async def _on_ProposalRejected(self, record: dict[str, Any]) -> None:
+        await self.broadcast({"kind": "reject", **convert.plain(record)})
+
+    async def _on_RunApproved(self, record: dict[str, Any]) -> None:
+        run = self.run_by_id(record["run_id"])
+        if run["status"] == "deleted":
+            raise Unusable("run_deleted", f"run {run['run_id']} was deleted")
+        run["status"] = "approved"
+        self.put_run(run)
+        await self.broadcast({"kind": "approve_run", **convert.plain(record)})
+
+    async def _on_RunDeleted(self, record: dict[str, Any]) -> None:
+        run = self.run_by_id(record["run_id"])
+        if run["executed"] > 0 or run["status"] == "approved":
+            raise Unusable("run_executed",
+                           f"run {run['run_id']} has executed proposals: reverse, not delete")
+        run["status"] = "deleted"
+        self.put_run(run)
+        await self.broadcast({"kind": "delete_run", **convert.plain(record)})
+
+    async def _on_ProposalRunRequested(self, record: dict[str, Any]) -> None:
+        run = self.get_run(record["payment_run_id"])
+        if run is None:
+            raise Unusable("unknown_run", f"no payment run {record['payment_run_id']!r}")
+        if run["status"] != "deleted":
+            raise Unusable("run_not_deleted",
+                           f"run {run['run_id']} is {run['status']}: delete it first")
+        await self.start_run(run["payment_run_id"], run["as_of"], run["attempt"] + 1,
+                             record["event_id"])
+
+    async def _on_NoticeReversalRequested(self, record: dict[str, Any]) -> None:
+        if not record.get("notice_id") and not record.get("run_id"):
+            raise Unusable("invalid", "a reversal names a notice_id or a run_id")
+        await self.broadcast({"kind": "reverse", **convert.plain(record)})
+
+    async def _progress(self, msg: dict[str, Any]) -> None:
+        run = self.run_by_id(msg["run_id"])
+        n = self.settings.partitions
+        out: list[Out] = []
+        run["executed"] += msg.get("notices", 0)
+        if msg["kind"] == "slice_done":
+            run["slices"][str(msg["partition"])] = msg
+            if len(run["slices"]) == n and run["status"] == "running":
+                run["status"] = "executed" if run["executed"] else "proposed"
+                totals = {k: sum(s.get(k, 0) for s in run["slices"].values())
+                          for k in ("evaluated", "proposals", "unknown", "notices", "commands")}
+                out.append(self.out(cat.RUNS, "ProposalRunCompleted", convert.run_completed(
+                    run["run_id"], run["payment_run_id"], run["as_of"], totals), run["run_id"]))
+                if totals["notices"]:
+                    out.append(self.out(cat.RUNS, "ActivityRunCompleted", convert.activity_done(
+                        run["run_id"], totals), run["run_id"]))
+                log.info("proposal run completed", run_id=run["run_id"], **totals,
+                         seconds=round(time.time() - run["started_at"], 3))
+        elif msg["kind"] == "approve_done":
+            run["approved_slices"][str(msg["partition"])] = msg
+            if len(run["approved_slices"]) == n:
+                totals = {k: sum(s.get(k, 0) for s in run["approved_slices"].values())
+                          for k in ("notices", "commands")}
+                out.append(self.out(cat.RUNS, "ActivityRunCompleted", convert.activity_done(
+                    run["run_id"], totals), run["run_id"]))
+        self.put_run(run)
+        await self.send(out)
+
+    # ------------------------------------------------------------------ partition work
+    async def on_partition_work(self, event: faust.EventT) -> None:
+        await self.guarded(event, self._partition_work)
+
+    async def _partition_work(self, message: Any) -> None:
+        msg = orjson.loads(message.value)
+        handler = getattr(self, f"_work_{msg['kind']}")
+        await handler(message.partition, msg)
+
+    def partition_db(self, table: Any, partition: int) -> Any:
+        return table.data._db_for_partition(partition)  # noqa: SLF001
+
+    def applied_offset(self, topic: str, partition: int) -> int:
+        mem = self.applied.get((topic, partition), 0)
+        committed = self.app.consumer._committed_offset.get(TP(topic, partition))  # noqa: SLF001
+        return max(mem, committed or 0)
+
+    async def wait_applied(self, partition: int, targets: dict[str, int]) -> None:
+        """The run barrier: every input event published before the payment run, on every
+        input topic of this partition, is in the account state."""
+        while True:
+            lagging = {t: off for t, off in targets.items()
+                       if self.applied_offset(t, partition) < off}
+            if not lagging:
+                return
+            await asyncio.sleep(0.02)
+
+    async def _work_slice(self, partition: int, msg: dict[str, Any]) -> None:
+        run_id, as_of = msg["run_id"], msg["as_of"]
+        done_key = b"s|" + run_id.encode()
+        done = self.work_index.get(done_key)
+        if done is not None:
+            await self.send([self.internal(cat.RUN_PROGRESS, orjson.loads(done), run_id)])
+            return
+        await self.wait_applied(partition, msg["targets"])
+        await self.procedures.ready.wait()
+        procs = self.procedures.get()
+        version_key = b"v|index"
+        full = self.work_index.get(version_key) != self.procedures.version.encode()
+        counts = {"kind": "slice_done", "run_id": run_id, "partition": partition,
+                  "evaluated": 0, "proposals": 0, "unknown": 0, "notices": 0, "commands": 0}
+        for batch in self._candidates(partition, as_of, full):
+            outs: list[Out] = []
+            changed: list[tuple[StoredAccount, int | None]] = []
+            for stored in batch:
+                account = stored.account
+                counts["evaluated"] += 1
+                evaluation = propose(account, procs, as_of, run_id)
+                if evaluation.unknown_procedure:
+                    counts["unknown"] += 1
+                if evaluation.proposals:
+                    account = notices.record_proposals(account, evaluation.proposals)
+                    for proposal in evaluation.proposals:
+                        counts["proposals"] += 1
+                        outs.append(self.out(cat.PROPOSALS, "DunningProposed",
+                                             convert.proposal_record(proposal),
+                                             account.account_id))
+                        self.work_index[proposal_key(proposal.proposal_id)] = \
+                            account.account_id.encode()
+                    self.work_index[run_key(run_id, account.account_id)] = b""
+                    stored.account = account
+                    for proposal in evaluation.proposals:
+                        if self.settings.auto_approve or procs[proposal.procedure_id].auto_approve:
+                            n_cmds = self._execute(stored, proposal.proposal_id, outs)
+                            counts["notices"] += 1
+                            counts["commands"] += n_cmds
+                changed.append((stored, self.next_day(stored.account, as_of + 1)))
+            await self.send(outs)
+            for stored, day in changed:
+                self.store(stored, day)
+            await asyncio.sleep(0)
+        self.work_index[version_key] = self.procedures.version.encode()
+        self.work_index[done_key] = orjson.dumps(counts)
+        await self.send([self.internal(cat.RUN_PROGRESS, counts, run_id)])
+
+    def _candidates(self, partition: int, as_of: int, full: bool) -> Iterable[list[StoredAccount]]:
+        """The accounts of this partition a run must look at, in batches: those whose next
+        rule day has come (from the due index), or every account after a procedure change."""
+        acc_db = self.partition_db(self.accounts, partition)
+        if full:
+            keys: Iterable[bytes] = (k for k in acc_db.keys() if not k.startswith(b"__faust"))
+        else:
+            due_db = self.partition_db(self.due_index, partition)
+            limit = due_key(as_of, "\uffff")
+
+            def due_keys() -> Iterable[bytes]:
+                for key in due_db.keys():
+                    if key > limit:
+                        return
+                    if key[:1].isdigit():
+                        yield account_key(due_key_account(key)[1])
+            keys = due_keys()
+        batch: list[StoredAccount] = []
+        for key in list(keys):
+            raw = acc_db.get(key)
+            if raw is None:
+                continue
+            batch.append(StoredAccount.loads(raw))
+            if len(batch) >= SCAN_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    # ------------------------------------------------------------------ stage 2
+    def _execute(self, stored: StoredAccount, proposal_id: str, outs: list[Out]) -> int:
+        """Execute one pending (or already executed) proposal; append its records."""
+        account, notice = notices.execute(stored.account, proposal_id)
+        stored.account = account
+        commands = convert.command_outputs(account, notice)
+        for topic, rtype, record in commands:
+            outs.append(self.out(topic, rtype, record, account.account_id))
+        rtype, payload = convert.notice_history(account, notice)
+        outs.append(self.history(stored, rtype, payload))
+        self.work_index[notice_key(notice.notice_id)] = account.account_id.encode()
+        self.count("notices")
+        return len(commands)
+
+    def history(self, stored: StoredAccount, rtype: str, payload: dict[str, Any]) -> Out:
+        """Chain a history record onto the account's log: per-account sequence and the hash
+        of the previous record. A record written before keeps its place, byte for byte."""
+        account = stored.account
+        event_id = payload["event_id"]
+        ref = stored.history_refs.get(event_id)
+        seq, prev = ref if ref else (account.history_seq + 1, account.history_head)
+        record = {**payload, "account_id": account.account_id, "seq": seq, "prev_hash": prev}
+        value = self.codec.encode(rtype, record)
+        if not ref:
+            stored.history_refs[event_id] = [seq, prev]
+            stored.account = replace(
+                account, history_seq=seq,
+                history_head=hashlib.sha256(self.codec.body(value)).hexdigest(),
+            )
+        return (self.settings.topic(cat.HISTORY), account.account_id.encode(), value, None)
+
+    def _account_for(self, partition: int, key: bytes) -> StoredAccount | None:
+        account_id = self.partition_db(self.work_index, partition).get(key)
+        if account_id is None:
+            return None
+        return self.load(account_id.decode())
+
+    async def _work_approve(self, partition: int, msg: dict[str, Any]) -> None:
+        stored = self._account_for(partition, proposal_key(msg["proposal_id"]))
+        if stored is None:
+            return  # another partition's proposal
+        outs: list[Out] = []
+        self._execute(stored, msg["proposal_id"], outs)
+        await self.send(outs)
+        run_id = self._run_of(stored.account, msg["proposal_id"])
+        self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
+        if run_id:
+            await self.send([self.internal(cat.RUN_PROGRESS, {
+                "kind": "executed", "run_id": run_id, "notices": 1}, run_id)])
+
+    def _run_of(self, account: Account, proposal_id: str) -> str | None:
+        return notices.run_of(account, proposal_id)
+
+    async def _work_reject(self, partition: int, msg: dict[str, Any]) -> None:
+        stored = self._account_for(partition, proposal_key(msg["proposal_id"]))
+        if stored is None:
+            return
+        account, rejected = notices.reject(stored.account, msg["proposal_id"],
+                                           msg["decided_by"], msg.get("reason") or "")
+        stored.account = account
+        outs: list[Out] = []
+        if rejected is not None:
+            rtype, payload = convert.rejection_history(account, rejected)
+            outs.append(self.history(stored, rtype, payload))
+        await self.send(outs)
+        self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
+
+    def _run_accounts(self, partition: int, run_id: str) -> list[StoredAccount]:
+        db = self.partition_db(self.work_index, partition)
+        prefix = run_prefix(run_id)
+        found = []
+        for key in db.keys(from_key=prefix):
+            if not key.startswith(prefix):
+                break
+            found.append(self.load(key[len(prefix):].decode()))
+        return found
+
+    async def _work_approve_run(self, partition: int, msg: dict[str, Any]) -> None:
+        run_id = msg["run_id"]
+        totals = {"notices": 0, "commands": 0}
+        accounts = self._run_accounts(partition, run_id)
+        for start in range(0, len(accounts), SCAN_BATCH):
+            batch = accounts[start:start + SCAN_BATCH]
+            outs: list[Out] = []
+            for stored in batch:
+                for proposal_id in notices.run_proposals(stored.account, run_id):
+                    totals["commands"] += self._execute(stored, proposal_id, outs)
+                    totals["notices"] += 1
+            await self.send(outs)
+            for stored in batch:
+                self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
+            await asyncio.sleep(0)
+        await self.send([self.internal(cat.RUN_PROGRESS, {
+            "kind": "approve_done", "run_id": run_id, "partition": partition, **totals},
+            run_id)])
+
+    async def _work_delete_run(self, partition: int, msg: dict[str, Any]) -> None:
+        for stored in self._run_accounts(partition, msg["run_id"]):
+            stored.account = notices.drop_run(stored.account, msg["run_id"])
+            self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
+            del self.work_index[run_key(msg["run_id"], stored.account.account_id)]
+
+    async def _work_reverse(self, partition: int, msg: dict[str, Any]) -> None:
+        targets: list[tuple[StoredAccount, list[str]]] = []
+        if msg.get("notice_id"):
+            stored = self._account_for(partition, notice_key(msg["notice_id"]))
+            if stored is not None:
+                targets.append((stored, [msg["notice_id"]]))
+        else:
+            for stored in self._run_accounts(partition, msg["run_id"]):
+                targets.append((stored, notices.run_notices(stored.account, msg["run_id"])))
+        item_ids = tuple(msg["item_ids"]) if msg.get("item_ids") else None
+        for stored, notice_ids in targets:
+            outs: list[Out] = []
+            for notice_id in notice_ids:
+                reversal_id = convert.reversal_id(msg["event_id"], notice_id)
+                account, reversal = notices.reverse(
+                    stored.account, notice_id, item_ids, reversal_id,
+                    msg.get("requested_by") or "", msg.get("reason") or "")
+                stored.account = account
+                for topic, rtype, record in convert.reversal_outputs(account, reversal):
+                    outs.append(self.out(topic, rtype, record, account.account_id))
+                rtype, payload = convert.reversal_history(account, reversal)
+                outs.append(self.history(stored, rtype, payload))
+            await self.send(outs)
+            self.store(stored, self.next_day(stored.account, 0))

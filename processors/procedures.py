@@ -1,0 +1,84 @@
+"""The dunning procedures every worker needs, followed from the compacted
+`dunning.procedures` topic by a consumer of its own (no group: every worker reads all of
+it), so a published change reaches running workers without a redeploy."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from domain.procedures import Procedure, procedure_to_dict
+from dunning.codec import Codec, CodecError
+from dunning.settings import Settings
+from processors import broker_quirks, convert
+from topics.catalogue import PROCEDURES
+
+log = structlog.get_logger("dunning.procedures")
+
+
+class ProcedureCatalog:
+    def __init__(self, settings: Settings, codec: Codec) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.procedures: dict[str, Procedure] = {}
+        self.version = ""
+        self.ready = asyncio.Event()
+        self.rejected: list[str] = []
+
+    def get(self) -> Mapping[str, Procedure]:
+        return self.procedures
+
+    def apply(self, value: bytes) -> None:
+        try:
+            rtype, record = self.codec.decode(value)
+            if rtype != "DunningProcedureDefined":
+                raise convert.Unusable("unknown_record_type", rtype)
+            procedure = convert.procedure(record)
+        except (CodecError, convert.Unusable) as exc:
+            self.rejected.append(str(exc))
+            log.warning("procedure record not used", reason=str(exc))
+            return
+        self.procedures[procedure.id] = procedure
+        self.version = hashlib.sha256(
+            repr(sorted((k, procedure_to_dict(p)) for k, p in self.procedures.items())).encode()
+        ).hexdigest()[:16]
+        log.info("procedure loaded", procedure=procedure.id, levels=len(procedure.levels))
+
+    async def follow(self) -> None:
+        """Read the topic from the start, forever; `ready` once the start-up end is reached."""
+        name = self.settings.topic(PROCEDURES)
+        kwargs = self.settings.kafka_client_kwargs()
+        consumer = AIOKafkaConsumer(
+            **kwargs, enable_auto_commit=False, auto_offset_reset="earliest",  # type: ignore[arg-type]
+            fetch_max_wait_ms=200,
+        )
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(name)
+            while not parts:
+                await asyncio.sleep(0.5)
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                parts = consumer.partitions_for_topic(name)
+            tps = [TopicPartition(name, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await broker_quirks.true_end_offsets(kwargs, tps)
+            if all(v == 0 for v in ends.values()):
+                self.ready.set()
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for rec in records:
+                        if rec.value is not None:
+                            self.apply(rec.value)
+                if not self.ready.is_set():
+                    positions = {tp: await consumer.position(tp) for tp in tps}
+                    if all(positions[tp] >= ends[tp] for tp in tps):
+                        self.ready.set()
+                        log.info("procedures ready", count=len(self.procedures))
+        finally:
+            await consumer.stop()

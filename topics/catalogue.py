@@ -1,0 +1,109 @@
+"""Every topic, declared once: name, partitions, cleanup policy, retention, key, records.
+
+Account-scoped topics share one partition count (`Settings.partitions`), so an account's
+events, its table rows and the commands about it live on the same partition number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 3600 * 1000
+FOREVER = -1
+
+#: Partition count marker: the deployment's account partition count.
+ACCOUNT_PARTITIONS = 0
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    records: tuple[str, ...]
+    partitions: int = ACCOUNT_PARTITIONS
+    cleanup_policy: str = "delete"
+    retention_ms: int = FOREVER
+    internal: bool = False
+    doc: str = ""
+
+    def partition_count(self, account_partitions: int) -> int:
+        return account_partitions if self.partitions == ACCOUNT_PARTITIONS else self.partitions
+
+    def configs(self) -> dict[str, str]:
+        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+
+
+ACCOUNTS = "billing.accounts"
+INVOICES = "billing.invoices"
+PAYMENTS = "billing.payments"
+DUE_DATES = "billing.due-dates"
+PAYMENT_RUNS = "billing.payment-runs"
+PROCEDURES = "dunning.procedures"
+DECISIONS = "dunning.decisions"
+RUNS = "dunning.runs"
+PROPOSALS = "dunning.proposals"
+LETTERS = "dunning.letters"
+LOCKS = "dunning.locks"
+COLLECTIONS = "dunning.collections"
+DEPOSITS = "dunning.deposits"
+WORKFLOWS = "dunning.workflows"
+POSTINGS = "dunning.postings"
+HISTORY = "dunning.history"
+DEAD_LETTERS = "dunning.dead-letters"
+#: The processor's own: work addressed to one account partition (routed decisions, run
+#: slices). Co-partitioned with the input topics.
+PARTITION_WORK = "dunning.internal.partition-work"
+#: The processor's own: one record per finished run slice, counted by the run coordinator.
+RUN_PROGRESS = "dunning.internal.run-progress"
+
+#: Account-scoped input topics, consumed by the ingest agent.
+ACCOUNT_INPUTS = (ACCOUNTS, INVOICES, PAYMENTS, DUE_DATES)
+INPUTS = (*ACCOUNT_INPUTS, PAYMENT_RUNS)
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    TopicSpec(ACCOUNTS, "account_id",
+              ("AccountUpserted", "DunningLockSet", "DunningLockReleased"),
+              doc="Account master data and dunning locks, from billing."),
+    TopicSpec(INVOICES, "account_id", ("InvoiceIssued", "InvoiceCancelled"),
+              doc="Invoices and their items, from billing."),
+    TopicSpec(PAYMENTS, "account_id", ("PaymentReceived", "PaymentReversed"),
+              doc="Payments and reversals, from billing."),
+    TopicSpec(DUE_DATES, "account_id",
+              ("DueDateChanged", "InstallmentPlanCreated", "InstallmentPlanCancelled"),
+              doc="Due-date changes and instalment plans, from billing."),
+    TopicSpec(PAYMENT_RUNS, "run_id", ("PaymentRunCompleted",), partitions=1,
+              doc="One record per finished payment run; starts a proposal run."),
+    TopicSpec(PROCEDURES, "procedure_id", ("DunningProcedureDefined",), partitions=1,
+              cleanup_policy="compact", doc="Dunning procedures, the latest per id."),
+    TopicSpec(DECISIONS, "proposal_id or run_id",
+              ("ProposalApproved", "ProposalRejected", "RunApproved", "RunDeleted",
+               "ProposalRunRequested", "NoticeReversalRequested"), partitions=1,
+              doc="Review decisions and requests, in the order they were taken."),
+    TopicSpec(RUNS, "run_id",
+              ("ProposalRunStarted", "ProposalRunCompleted", "ActivityRunCompleted"),
+              partitions=1, doc="Run lifecycle."),
+    TopicSpec(PROPOSALS, "account_id", ("DunningProposed",), doc="Stage 1 results."),
+    TopicSpec(LETTERS, "account_id", ("PrintDunningLetter",), doc="Letters to print or e-mail."),
+    TopicSpec(LOCKS, "account_id", ("SetDunningLock",), doc="Lock requests to billing."),
+    TopicSpec(COLLECTIONS, "account_id", ("ReleaseToCollectionAgency",),
+              doc="Releases to a collection agency."),
+    TopicSpec(DEPOSITS, "account_id", ("RequestSecurityDeposit",),
+              doc="Cash security deposit requests."),
+    TopicSpec(WORKFLOWS, "account_id", ("NotifyAgent", "DeactivateInstallmentPlan"),
+              doc="Agent notifications and instalment-plan deactivations."),
+    TopicSpec(POSTINGS, "account_id",
+              ("PostDunningCharge", "PostDunningInterest", "PostDunningChargeReversal",
+               "PostDunningInterestReversal"), doc="Charge and interest postings for the ledger."),
+    TopicSpec(HISTORY, "account_id",
+              ("DunningNoticeIssued", "DunningNoticeReversed", "ItemLevelChanged",
+               "history.ProposalRejected"),
+              doc="The audit log: every dunning state change, in order per account."),
+    TopicSpec(DEAD_LETTERS, "source topic", ("DeadLetter",), partitions=1,
+              retention_ms=30 * DAY_MS, doc="Inputs that could not be used, with the reason."),
+    TopicSpec(PARTITION_WORK, "account_id or partition", (), internal=True,
+              retention_ms=7 * DAY_MS, doc="Work routed to the owner of one account partition."),
+    TopicSpec(RUN_PROGRESS, "run_id", (), partitions=1, internal=True,
+              retention_ms=7 * DAY_MS, doc="Finished run slices, counted per run."),
+)
+
+BY_NAME = {t.name: t for t in CATALOGUE}
