@@ -110,6 +110,10 @@ class Settings:
         """Keyword arguments shared by every aiokafka client (security goes here)."""
         return {"bootstrap_servers": self.bootstrap_servers}
 
+    def faust_options(self) -> dict[str, object]:
+        """Extra `faust.App` settings (security: `broker_credentials`)."""
+        return {}
+
     def topic(self, name: str) -> str:
         """The physical name of a catalogue topic."""
         return self.topic_prefix + name

@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=4 * 1024 * 1024,
         logging_config=None,
         loghandlers=[],
+        **settings.faust_options(),
     )
 
     def topic(*names: str, **kw: Any) -> faust.TopicT:
