@@ -1,0 +1,132 @@
+"""Running workers and talking to them, the way an operator would: `dunning worker` in a
+subprocess, records through the codec to the broker, state over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dunning.broker import EmbeddedBroker, free_port
+from dunning.kafka_io import publish, read_all
+from dunning.settings import Settings
+from topics.provision import apply_topics
+
+
+def make_settings(broker: EmbeddedBroker, name: str, state_dir: Path, **kw: Any) -> Settings:
+    return Settings(
+        embedded_port=broker.port, app_id=f"dunning-{name}", partitions=kw.pop("partitions", 4),
+        topic_prefix=f"t{name}.", state_dir=state_dir, web_port=free_port(), **kw,
+    )
+
+
+def env_for(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DUNNING_EMBEDDED_PORT": str(settings.embedded_port),
+        "DUNNING_APP_ID": settings.app_id,
+        "DUNNING_PARTITIONS": str(settings.partitions),
+        "DUNNING_TOPIC_PREFIX": settings.topic_prefix,
+        "DUNNING_STATE_DIR": str(settings.state_dir),
+        "DUNNING_WEB_PORT": str(settings.web_port),
+        "DUNNING_AUTO_APPROVE": "true" if settings.auto_approve else "false",
+        "DUNNING_LOG_FORMAT": "json",
+    })
+    return env
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    starts: int = field(default=0)
+
+    def start(self, timeout: float = 90.0) -> Worker:
+        self.starts += 1
+        self.log_path = self.settings.state_dir / f"worker-{self.settings.web_port}-{self.starts}.log"
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dunning", "worker"], env=env_for(self.settings),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                if self.get("/health/")["ready"]:
+                    return self
+            except (OSError, urllib.error.HTTPError, ValueError):
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"worker not ready in {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path else ""
+
+    def get(self, path: str) -> Any:
+        url = f"http://127.0.0.1:{self.settings.web_port}{path}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def account(self, account_id: str) -> dict[str, Any] | None:
+        try:
+            return self.get(f"/accounts/{account_id}/")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def provision(settings: Settings) -> None:
+    asyncio.run(apply_topics(settings))
+
+
+def send(settings: Settings, topic: str, records: list[tuple[str, dict[str, Any]]]) -> None:
+    asyncio.run(publish(settings, topic, records))
+
+
+def read(settings: Settings, topic: str, idle: float = 0.5) -> list[Any]:
+    return asyncio.run(read_all(settings, topic, idle_timeout=idle))
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+__all__ = ["Worker", "make_settings", "provision", "send", "read", "wait_for", "replace"]
