@@ -44,6 +44,11 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         table_standby_replicas=0,
+        # Short session and rebalance timeouts: the embedded broker holds a join for about
+        # half the rebalance timeout, and a restarted worker waits up to a session timeout.
+        broker_session_timeout=10.0,
+        broker_rebalance_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         stream_wait_empty=False,
@@ -63,9 +68,9 @@ def create_app(settings: Settings) -> faust.App:
         )
 
     def table(name: str, partitions: int) -> faust.Table:
+        # Keys and values are bytes; the app-wide raw serializers apply to the changelog.
         return app.Table(
-            name, key_type=bytes, value_type=bytes, key_serializer="raw",
-            value_serializer="raw", partitions=partitions, default=None,
+            name, key_type=bytes, value_type=bytes, partitions=partitions, default=None,
         )
 
     accounts = table("accounts", settings.partitions)
