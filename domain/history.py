@@ -1,0 +1,82 @@
+"""Payloads of the history topic written by the domain.
+
+The processor adds ``seq`` and ``prev_hash`` (it keeps ``Account.history_seq`` and
+``Account.history_head``); ``as_of_date`` is the record's ``recorded_for``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DunningNoticeIssued",
+    "DunningNoticeReversed",
+    "NoticeItemChange",
+    "ProposalRejectedHistory",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeItemChange:
+    """What a notice (or its reversal) did to one item. ``interest`` is the item's share."""
+
+    item_id: str
+    listed: bool
+    old_level: int
+    new_level: int
+    old_last_dunned: int | None
+    new_last_dunned: int | None
+    old_interest_until: int | None
+    new_interest_until: int | None
+    interest: int
+
+
+@dataclass(frozen=True, slots=True)
+class DunningNoticeIssued:
+    event_id: str
+    account_id: str
+    notice_id: str
+    proposal_id: str
+    run_id: str
+    procedure_id: str
+    dunning_group: str
+    currency: str
+    level: int
+    activities: tuple[str, ...]
+    charge: int
+    interest: int
+    total_due: int
+    as_of_date: int
+    items: tuple[NoticeItemChange, ...]
+    command_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DunningNoticeReversed:
+    event_id: str
+    account_id: str
+    reversal_id: str
+    notice_id: str
+    run_id: str
+    item_ids: tuple[str, ...]
+    charge: int
+    """Charge reversed by this reversal (0 while a listed item stays in effect)."""
+    interest: int
+    """Interest reversed by this reversal: the shares of the reversed items."""
+    items: tuple[NoticeItemChange, ...]
+    command_ids: tuple[str, ...]
+    reason: str
+    requested_by: str
+    as_of_date: int
+    """The as-of date of the reversed notice."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRejectedHistory:
+    event_id: str
+    account_id: str
+    proposal_id: str
+    run_id: str
+    decided_by: str
+    reason: str
+    as_of_date: int

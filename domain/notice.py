@@ -1,0 +1,594 @@
+"""Review, the activity run (stage 2) and reversal: RULES.md "Review", "Activity run".
+
+- :func:`record_proposals` keeps a run's proposals pending on the account;
+  :func:`drop_run` deletes them (only while none of the run was executed here).
+- :func:`execute` turns one pending proposal into exactly one notice: its commands, the
+  new dunning fields of the group's items and the ``DunningNoticeIssued`` history
+  payload. Executing again returns the same notice, rebuilt from state.
+- :func:`reject` drops a pending proposal; nothing else changes.
+- :func:`reverse` undoes a notice, whole or for single items, with compensating postings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from domain import ids
+from domain.account import (
+    OPEN,
+    Account,
+    ExecutedNotice,
+    Item,
+    NoticeLine,
+    active_plan_ids,
+    group_last_notice_day,
+    notice_ids,
+)
+from domain.commands import (
+    Command,
+    DeactivateInstallmentPlan,
+    NoticeItem,
+    NotifyAgent,
+    PostDunningCharge,
+    PostDunningChargeReversal,
+    PostDunningInterest,
+    PostDunningInterestReversal,
+    PrintDunningLetter,
+    Recipient,
+    ReleaseToCollectionAgency,
+    RequestSecurityDeposit,
+    SetDunningLock,
+)
+from domain.errors import Rejected
+from domain.history import (
+    DunningNoticeIssued,
+    DunningNoticeReversed,
+    NoticeItemChange,
+    ProposalRejectedHistory,
+)
+from domain.proposal import Proposal
+
+__all__ = [
+    "PAY_WITHIN_DAYS",
+    "Notice",
+    "Reversal",
+    "drop_run",
+    "execute",
+    "find_notice",
+    "notices_of_run",
+    "record_proposals",
+    "reject",
+    "reverse",
+    "run_executed",
+]
+
+PAY_WITHIN_DAYS = 14
+"""A letter's ``pay_by`` is its as-of date plus this many days."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """The outcome of executing one proposal: the commands to send and the history record."""
+
+    notice_id: str
+    proposal_id: str
+    run_id: str
+    account_id: str
+    commands: tuple[Command, ...]
+    history: DunningNoticeIssued
+
+
+@dataclass(frozen=True, slots=True)
+class Reversal:
+    """The outcome of a reversal request for one notice.
+
+    With nothing left to reverse, ``commands`` is empty and ``history`` is ``None``.
+    """
+
+    reversal_id: str
+    notice_id: str
+    account_id: str
+    commands: tuple[Command, ...]
+    history: DunningNoticeReversed | None
+
+
+# -- review ------------------------------------------------------------------------------
+
+
+def run_executed(account: Account, run_id: str) -> bool:
+    """Whether any proposal of run ``run_id`` was executed on this account."""
+    return any(n.run_id == run_id for n in account.notices)
+
+
+def notices_of_run(account: Account, run_id: str) -> tuple[str, ...]:
+    """Notice ids of the run's executed notices on this account (to reverse a run)."""
+    return tuple(
+        notice_ids(account.account_id, n)[1] for n in account.notices if n.run_id == run_id
+    )
+
+
+def _executed_index(account: Account, proposal_id: str) -> int:
+    for index, n in enumerate(account.notices):
+        if notice_ids(account.account_id, n)[0] == proposal_id:
+            return index
+    return -1
+
+
+def record_proposals(account: Account, proposals: Iterable[Proposal]) -> Account:
+    """``account`` with ``proposals`` pending (a proposal already pending or already
+    executed is not added again)."""
+    pending = list(account.pending)
+    known = {p.proposal_id for p in pending}
+    added = False
+    for p in proposals:
+        if p.account_id != account.account_id:
+            raise Rejected(
+                "wrong_account", f"proposal for {p.account_id!r} given to {account.account_id!r}"
+            )
+        if p.proposal_id in known or _executed_index(account, p.proposal_id) >= 0:
+            continue
+        pending.append(p)
+        known.add(p.proposal_id)
+        added = True
+    if not added:
+        return account
+    return replace(account, pending=tuple(pending))
+
+
+def drop_run(account: Account, run_id: str) -> Account:
+    """``account`` without the run's pending proposals (deleting a proposal run).
+
+    Raises ``Rejected("run_executed")`` when a proposal of the run was executed here.
+    """
+    if run_executed(account, run_id):
+        raise Rejected("run_executed", f"run {run_id!r} has executed notices and cannot be deleted")
+    pending = tuple(p for p in account.pending if p.run_id != run_id)
+    if len(pending) == len(account.pending):
+        return account
+    return replace(account, pending=pending)
+
+
+def reject(
+    account: Account, proposal_id: str, decided_by: str, reason: str
+) -> tuple[Account, ProposalRejectedHistory | None]:
+    """Drop a pending proposal. Nothing else changes.
+
+    An unknown or already rejected proposal gives ``(account, None)``; an executed one
+    raises ``Rejected("proposal_executed")``.
+    """
+    for p in account.pending:
+        if p.proposal_id == proposal_id:
+            history = ProposalRejectedHistory(
+                event_id=ids.history_event_id("ProposalRejected", proposal_id),
+                account_id=account.account_id,
+                proposal_id=proposal_id,
+                run_id=p.run_id,
+                decided_by=decided_by,
+                reason=reason,
+                as_of_date=p.as_of_date,
+            )
+            pending = tuple(x for x in account.pending if x.proposal_id != proposal_id)
+            return replace(account, pending=pending), history
+    if _executed_index(account, proposal_id) >= 0:
+        raise Rejected("proposal_executed", f"proposal {proposal_id!r} was already executed")
+    return account, None
+
+
+# -- activity run --------------------------------------------------------------------------
+
+
+def execute(account: Account, proposal_id: str) -> tuple[Account, Notice]:
+    """Execute a pending proposal: exactly one notice.
+
+    Already executed: the account unchanged and the same notice, rebuilt from state.
+    Not pending: ``Rejected("unknown_proposal")``. Pending but the account changed in a
+    way that makes it wrong (an item's level, dates, due date or open amount changed,
+    or another notice of the group was executed or reversed):
+    ``Rejected("stale_proposal")``; the run can be deleted and started again.
+    """
+    index = _executed_index(account, proposal_id)
+    if index >= 0:
+        return account, _build_notice(account, account.notices[index])
+    proposal = next((p for p in account.pending if p.proposal_id == proposal_id), None)
+    if proposal is None:
+        raise Rejected("unknown_proposal", f"proposal {proposal_id!r} is not pending")
+    master = account.master
+    if master is None:
+        raise Rejected("stale_proposal", "the account has no master data")
+    by_id = {it.item_id: it for it in account.items}
+    _check_fresh(account, proposal, by_id)
+
+    as_of = proposal.as_of_date
+    posts_interest = proposal.interest > 0
+    updated: dict[str, Item] = {}
+    lines = []
+    for p_item in proposal.items:
+        it = by_id[p_item.item_id]
+        lines.append(
+            NoticeLine(
+                item_id=it.item_id,
+                listed=True,
+                old_level=it.level,
+                new_level=p_item.new_level,
+                old_last_dunned=it.last_dunned_day,
+                old_interest_until=it.interest_until_day,
+                interest=p_item.interest,
+                open_amount=p_item.open_amount,
+                due_day=p_item.due_date,
+            )
+        )
+        updated[it.item_id] = replace(
+            it,
+            level=p_item.new_level,
+            last_dunned_day=as_of,
+            interest_until_day=as_of if posts_interest else it.interest_until_day,
+        )
+    for change in proposal.level_changes:
+        it = by_id[change.item_id]
+        lines.append(
+            NoticeLine(
+                item_id=it.item_id,
+                listed=False,
+                old_level=it.level,
+                new_level=change.new_level,
+                old_last_dunned=it.last_dunned_day,
+                old_interest_until=it.interest_until_day,
+                interest=0,
+                open_amount=it.open_amount,
+                due_day=it.due_day,
+            )
+        )
+        updated[it.item_id] = replace(it, level=change.new_level)
+
+    activities = proposal.activities
+    letter = "letter" in activities
+    notice = ExecutedNotice(
+        run_id=proposal.run_id,
+        procedure_id=proposal.procedure_id,
+        group=proposal.dunning_group,
+        currency=proposal.currency,
+        level=proposal.level,
+        as_of=as_of,
+        activities=activities,
+        charge=proposal.charge,
+        interest=proposal.interest,
+        lines=tuple(lines),
+        plan_ids=active_plan_ids(account) if "deactivate_installment_plan" in activities else (),
+        language=master.language if letter else None,
+        recipient=Recipient(master.name, master.postal_address, master.email) if letter else None,
+    )
+    new_account = replace(
+        account,
+        items=tuple(updated.get(it.item_id, it) for it in account.items),
+        pending=tuple(p for p in account.pending if p.proposal_id != proposal_id),
+        notices=(*account.notices, notice),
+    )
+    return new_account, _build_notice(new_account, notice)
+
+
+def _check_fresh(account: Account, proposal: Proposal, by_id: dict[str, Item]) -> None:
+    def stale(why: str) -> Rejected:
+        return Rejected("stale_proposal", f"proposal {proposal.proposal_id}: {why}")
+
+    for p_item in proposal.items:
+        it = by_id.get(p_item.item_id)
+        if it is None:
+            raise stale(f"item {p_item.item_id!r} is unknown")
+        if (
+            it.status != OPEN
+            or it.level != p_item.previous_level
+            or it.last_dunned_day != p_item.last_dunned_date
+            or it.interest_until_day != p_item.interest_until_date
+            or it.open_amount != p_item.open_amount
+            or it.due_day != p_item.due_date
+        ):
+            raise stale(f"item {it.item_id!r} changed since it was proposed")
+    for change in proposal.level_changes:
+        it = by_id.get(change.item_id)
+        if it is None or it.level != change.previous_level:
+            raise stale(f"item {change.item_id!r} changed since it was proposed")
+    last = group_last_notice_day(
+        account, proposal.procedure_id, proposal.currency, proposal.dunning_group
+    )
+    if last != proposal.last_notice_date:
+        raise stale("another notice of the group was executed or reversed since")
+
+
+def _notice_items(account: Account, notice: ExecutedNotice) -> tuple[NoticeItem, ...]:
+    invoice_of = {it.item_id: it.invoice_id for it in account.items}
+    return tuple(
+        NoticeItem(
+            item_id=line.item_id,
+            invoice_id=invoice_of.get(line.item_id, ""),
+            due_date=line.due_day,
+            days_in_arrears=notice.as_of - line.due_day,
+            open_amount=line.open_amount,
+            level=line.new_level,
+        )
+        for line in notice.lines
+        if line.listed
+    )
+
+
+def _item_changes(
+    notice: ExecutedNotice, lines: Iterable[NoticeLine], undo: bool
+) -> tuple[NoticeItemChange, ...]:
+    result = []
+    for line in lines:
+        level, last, until = notice.new_values(line)
+        old = (line.old_level, line.old_last_dunned, line.old_interest_until)
+        new = (level, last, until)
+        if undo:
+            old, new = new, old
+        result.append(
+            NoticeItemChange(
+                item_id=line.item_id,
+                listed=line.listed,
+                old_level=old[0],
+                new_level=new[0],
+                old_last_dunned=old[1],
+                new_last_dunned=new[1],
+                old_interest_until=old[2],
+                new_interest_until=new[2],
+                interest=line.interest,
+            )
+        )
+    return tuple(result)
+
+
+def _build_notice(account: Account, notice: ExecutedNotice) -> Notice:
+    """The notice's commands and history record, from what the account remembers."""
+    account_id = account.account_id
+    proposal_id, notice_id = notice_ids(account_id, notice)
+    currency = notice.currency
+    items = _notice_items(account, notice)
+    listed_open = sum(i.open_amount for i in items)
+    total_due = listed_open + notice.charge + notice.interest
+    commands: list[Command] = []
+    for activity in notice.activities:
+        if activity == "letter":
+            assert notice.recipient is not None and notice.language is not None
+            commands.append(
+                PrintDunningLetter(
+                    command_id=ids.command_id(notice_id, "PrintDunningLetter"),
+                    notice_id=notice_id,
+                    account_id=account_id,
+                    level=notice.level,
+                    language=notice.language,
+                    channel="email" if notice.recipient.email else "print",
+                    recipient=notice.recipient,
+                    currency=currency,
+                    items=items,
+                    charge=notice.charge,
+                    interest=notice.interest,
+                    total_due=total_due,
+                    as_of_date=notice.as_of,
+                    pay_by=notice.as_of + PAY_WITHIN_DAYS,
+                    procedure_id=notice.procedure_id,
+                )
+            )
+        elif activity == "lock":
+            commands.append(
+                SetDunningLock(
+                    command_id=ids.command_id(notice_id, "SetDunningLock"),
+                    notice_id=notice_id,
+                    account_id=account_id,
+                    reason=f"dunning level {notice.level}",
+                )
+            )
+        elif activity == "collection":
+            commands.append(
+                ReleaseToCollectionAgency(
+                    command_id=ids.command_id(notice_id, "ReleaseToCollectionAgency"),
+                    notice_id=notice_id,
+                    account_id=account_id,
+                    currency=currency,
+                    items=items,
+                    amount=listed_open,
+                )
+            )
+        elif activity == "deposit":
+            commands.append(
+                RequestSecurityDeposit(
+                    command_id=ids.command_id(notice_id, "RequestSecurityDeposit"),
+                    notice_id=notice_id,
+                    account_id=account_id,
+                    currency=currency,
+                    amount=total_due,
+                )
+            )
+        elif activity == "workflow":
+            commands.append(
+                NotifyAgent(
+                    command_id=ids.command_id(notice_id, "NotifyAgent"),
+                    notice_id=notice_id,
+                    account_id=account_id,
+                    level=notice.level,
+                    task=f"follow up dunning level {notice.level}",
+                )
+            )
+        elif activity == "deactivate_installment_plan":
+            for n, plan_id in enumerate(notice.plan_ids):
+                commands.append(
+                    DeactivateInstallmentPlan(
+                        command_id=ids.command_id(notice_id, "DeactivateInstallmentPlan", n),
+                        notice_id=notice_id,
+                        account_id=account_id,
+                        plan_id=plan_id,
+                    )
+                )
+    if notice.charge:
+        commands.append(
+            PostDunningCharge(
+                command_id=ids.command_id(notice_id, "PostDunningCharge"),
+                notice_id=notice_id,
+                account_id=account_id,
+                currency=currency,
+                amount=notice.charge,
+            )
+        )
+    if notice.interest:
+        commands.append(
+            PostDunningInterest(
+                command_id=ids.command_id(notice_id, "PostDunningInterest"),
+                notice_id=notice_id,
+                account_id=account_id,
+                currency=currency,
+                amount=notice.interest,
+            )
+        )
+    history = DunningNoticeIssued(
+        event_id=ids.history_event_id("DunningNoticeIssued", notice_id),
+        account_id=account_id,
+        notice_id=notice_id,
+        proposal_id=proposal_id,
+        run_id=notice.run_id,
+        procedure_id=notice.procedure_id,
+        dunning_group=notice.group,
+        currency=currency,
+        level=notice.level,
+        activities=notice.activities,
+        charge=notice.charge,
+        interest=notice.interest,
+        total_due=total_due,
+        as_of_date=notice.as_of,
+        items=_item_changes(notice, notice.lines, undo=False),
+        command_ids=tuple(c.command_id for c in commands),
+    )
+    return Notice(
+        notice_id=notice_id,
+        proposal_id=proposal_id,
+        run_id=notice.run_id,
+        account_id=account_id,
+        commands=tuple(commands),
+        history=history,
+    )
+
+
+# -- reversal ------------------------------------------------------------------------------
+
+
+def find_notice(account: Account, notice_id: str) -> int:
+    """Position of the executed notice ``notice_id`` in ``account.notices``, or -1."""
+    for index, n in enumerate(account.notices):
+        if notice_ids(account.account_id, n)[1] == notice_id:
+            return index
+    return -1
+
+
+def reverse(
+    account: Account,
+    notice_id: str,
+    item_ids: tuple[str, ...] | None,
+    reversal_id: str,
+    requested_by: str,
+    reason: str,
+) -> tuple[Account, Reversal]:
+    """Reverse an executed notice, whole (``item_ids=None``) or for single items.
+
+    The items' level, last-dunned and interest-until days return to what they were
+    before the notice; their interest shares are reversed by a
+    ``PostDunningInterestReversal``; the charge is reversed (``PostDunningChargeReversal``)
+    together with the last listed item still in effect. An item can only be reversed
+    while no later notice that is still in effect for it exists
+    (``Rejected("later_notice_in_effect")``: reverse the later one first). Items that are
+    already reversed are skipped; with nothing left, no command and no history.
+    """
+    index = find_notice(account, notice_id)
+    if index < 0:
+        raise Rejected("unknown_notice", f"notice {notice_id!r} is not known on this account")
+    notice = account.notices[index]
+    done = set(notice.reversed_items)
+    if item_ids is None:
+        targets = [line for line in notice.lines if line.item_id not in done]
+    else:
+        on_notice = {line.item_id for line in notice.lines}
+        for iid in item_ids:
+            if iid not in on_notice:
+                raise Rejected("item_not_in_notice", f"item {iid!r} is not on notice {notice_id}")
+        wanted = set(item_ids)
+        targets = [
+            line for line in notice.lines if line.item_id in wanted and line.item_id not in done
+        ]
+    if not targets:
+        return account, Reversal(reversal_id, notice_id, account.account_id, (), None)
+
+    target_ids = {line.item_id for line in targets}
+    for later in account.notices[index + 1 :]:
+        for line in later.lines:
+            if line.item_id in target_ids and line.item_id not in later.reversed_items:
+                raise Rejected(
+                    "later_notice_in_effect",
+                    f"item {line.item_id!r} is on a later notice still in effect; reverse it first",
+                )
+    by_id = {it.item_id: it for it in account.items}
+    restored: dict[str, Item] = {}
+    for line in targets:
+        it = by_id[line.item_id]
+        if (it.level, it.last_dunned_day, it.interest_until_day) != notice.new_values(line):
+            raise Rejected(
+                "state_mismatch", f"item {it.item_id!r} no longer has the values the notice gave it"
+            )
+        restored[it.item_id] = replace(
+            it,
+            level=line.old_level,
+            last_dunned_day=line.old_last_dunned,
+            interest_until_day=line.old_interest_until,
+        )
+
+    listed_before = any(line.listed and line.item_id not in done for line in notice.lines)
+    after = done | target_ids
+    listed_after = any(line.listed and line.item_id not in after for line in notice.lines)
+    charge = notice.charge if listed_before and not listed_after else 0
+    interest = sum(line.interest for line in targets)
+
+    currency = notice.currency
+    account_id = account.account_id
+    commands: list[Command] = []
+    if charge:
+        commands.append(
+            PostDunningChargeReversal(
+                command_id=ids.command_id(reversal_id, "PostDunningChargeReversal"),
+                notice_id=notice_id,
+                account_id=account_id,
+                currency=currency,
+                amount=charge,
+                reverses_command_id=ids.command_id(notice_id, "PostDunningCharge"),
+            )
+        )
+    if interest:
+        commands.append(
+            PostDunningInterestReversal(
+                command_id=ids.command_id(reversal_id, "PostDunningInterestReversal"),
+                notice_id=notice_id,
+                account_id=account_id,
+                currency=currency,
+                amount=interest,
+                reverses_command_id=ids.command_id(notice_id, "PostDunningInterest"),
+            )
+        )
+    reversed_ids = tuple(line.item_id for line in targets)
+    history = DunningNoticeReversed(
+        event_id=ids.history_event_id("DunningNoticeReversed", reversal_id),
+        account_id=account_id,
+        reversal_id=reversal_id,
+        notice_id=notice_id,
+        run_id=notice.run_id,
+        item_ids=reversed_ids,
+        charge=charge,
+        interest=interest,
+        items=_item_changes(notice, targets, undo=True),
+        command_ids=tuple(c.command_id for c in commands),
+        reason=reason,
+        requested_by=requested_by,
+        as_of_date=notice.as_of,
+    )
+    new_notice = replace(notice, reversed_items=tuple(sorted(after)))
+    notices = (*account.notices[:index], new_notice, *account.notices[index + 1 :])
+    new_account = replace(
+        account,
+        items=tuple(restored.get(it.item_id, it) for it in account.items),
+        notices=notices,
+    )
+    return new_account, Reversal(reversal_id, notice_id, account_id, tuple(commands), history)

@@ -1,0 +1,373 @@
+"""The proposal run, stage 1 of RULES.md: which groups of an account get a notice.
+
+:func:`propose` is a pure function of the account, the procedures, the as-of day and the
+run id. Its first pass only asks "does any item advance?" with integers it already has,
+so an account with nothing to do costs one loop over its items and no allocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from domain import ids
+from domain.account import CANCELLED, CLOSED, IN_PLAN, Account, Item, group_last_notice_day
+from domain.money import div_round_half_up
+from domain.procedures import Procedure, Terms
+
+__all__ = [
+    "Evaluation",
+    "LeftOutItem",
+    "LevelChange",
+    "Proposal",
+    "ProposedItem",
+    "item_level",
+    "propose",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ProposedItem:
+    """An item listed on the proposal (``new_level >= 1``).
+
+    ``reason`` is ``"advanced"``, ``"held"`` (stays at its level) or ``"decreased"``.
+    ``interest`` is the item's share of the notice's interest (0 without interest);
+    ``interest_from`` the day its interest runs from (``None`` when the notice level
+    has no interest). ``last_dunned_date`` and ``interest_until_date`` are the item's
+    values before the notice; execution checks they have not changed.
+    """
+
+    item_id: str
+    invoice_id: str
+    open_amount: int
+    due_date: int
+    days_in_arrears: int
+    previous_level: int
+    new_level: int
+    reason: str
+    interest: int
+    interest_from: int | None
+    last_dunned_date: int | None
+    interest_until_date: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LevelChange:
+    """An item of the group that is not listed but whose level changes (to 0)."""
+
+    item_id: str
+    previous_level: int
+    new_level: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOutItem:
+    """An item of the group left off the notice, and why.
+
+    Reasons: ``locked``, ``paid``, ``cancelled``, ``not_due``, ``installment_plan``,
+    ``below_days_in_arrears``, ``below_min_item_amount``.
+    """
+
+    item_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A proposed notice for one dunning group (the ``DunningProposed`` record).
+
+    Amounts are minor units of ``currency``; dates are day numbers.
+    ``last_notice_date`` is the as-of day of the group's last notice in effect when it
+    was proposed (execution checks it has not changed).
+    """
+
+    proposal_id: str
+    run_id: str
+    account_id: str
+    procedure_id: str
+    dunning_group: str
+    currency: str
+    as_of_date: int
+    level: int
+    activities: tuple[str, ...]
+    charge: int
+    interest: int
+    total_due: int
+    items: tuple[ProposedItem, ...]
+    level_changes: tuple[LevelChange, ...]
+    left_out: tuple[LeftOutItem, ...]
+    auto_approve: bool
+    last_notice_date: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What the proposal run found for one account.
+
+    ``unknown_procedure`` names the procedure that could not be found: the account's own
+    (then nothing is dunned) or, failing that, the smallest unknown override of an
+    overdue open item (those items are not dunned).
+    """
+
+    proposals: tuple[Proposal, ...]
+    unknown_procedure: str | None
+
+
+_NOTHING = Evaluation((), None)
+
+ADVANCED = "advanced"
+HELD = "held"
+DECREASED = "decreased"
+
+
+def item_level(terms: Terms, level: int, open_amount: int, days: int) -> int:
+    """Step 2 of the proposal run: the proposed level of an overdue item.
+
+    ``level`` above the procedure's highest (the procedure changed) counts as the highest.
+    """
+    top = terms.top
+    cur = level if level < top else top
+    levels = terms.levels
+    if cur < top:
+        nxt = levels[cur + 1]
+        assert nxt is not None
+        if days >= nxt.days_in_arrears and open_amount >= nxt.min_item:
+            return cur + 1
+    if cur >= 1:
+        here = levels[cur]
+        assert here is not None
+        if open_amount < here.min_item:
+            while cur >= 1:
+                lv = levels[cur]
+                assert lv is not None
+                if open_amount >= lv.min_item:
+                    break
+                cur -= 1
+    return cur
+
+
+def _locked_item(account: Account, item_id: str, day: int) -> bool:
+    for lock in account.locks:
+        if lock.item_id == item_id and lock.valid_from <= day <= lock.valid_to:
+            return True
+    return False
+
+
+def propose(
+    account: Account, procedures: Mapping[str, Procedure], as_of: int, run_id: str
+) -> Evaluation:
+    """Steps 1-7 of "Proposal run (stage 1)" for one account on day ``as_of``."""
+    master = account.master
+    if master is None:
+        return _NOTHING
+    default_id = master.dunning_procedure
+    default = procedures.get(default_id)
+    if default is None:
+        return Evaluation((), default_id)
+    locks = account.locks
+    if locks:
+        for lock in locks:
+            if lock.item_id is None and lock.valid_from <= as_of <= lock.valid_to:
+                return _NOTHING
+
+    hot: set[tuple[str, str, str]] | None = None
+    unknown: str | None = None
+    for it in account.items:
+        if it.status or it.open_amount <= 0:
+            continue
+        days = as_of - it.due_day
+        if days < 1:
+            continue
+        pid = it.procedure
+        if pid is None or pid == default_id:
+            pid = default_id
+            terms = default.terms(it.currency)
+        else:
+            override = procedures.get(pid)
+            if override is None:
+                if unknown is None or pid < unknown:
+                    unknown = pid
+                continue
+            terms = override.terms(it.currency)
+        cur = it.level
+        if cur >= terms.top:
+            continue
+        nxt = terms.levels[cur + 1]
+        assert nxt is not None
+        if days < nxt.days_in_arrears or it.open_amount < nxt.min_item:
+            continue
+        if locks and _locked_item(account, it.item_id, as_of):
+            continue
+        key = (pid, it.currency, it.group)
+        if hot is None:
+            hot = {key}
+        else:
+            hot.add(key)
+    if hot is None:
+        return _NOTHING if unknown is None else Evaluation((), unknown)
+
+    proposals = []
+    for key in sorted(hot):
+        pid, currency, group = key
+        procedure = default if pid == default_id else procedures[pid]
+        proposal = _group_proposal(
+            account, procedure.terms(currency), key, default_id, as_of, run_id
+        )
+        if proposal is not None:
+            proposals.append(proposal)
+    return Evaluation(tuple(proposals), unknown)
+
+
+def _exclusion(account: Account, it: Item, as_of: int) -> str | None:
+    st = it.status
+    if st in (CANCELLED, CLOSED):
+        return "cancelled"
+    if st == IN_PLAN:
+        return "installment_plan"
+    if it.open_amount <= 0:
+        return "paid"
+    if as_of - it.due_day < 1:
+        return "not_due"
+    if account.locks and _locked_item(account, it.item_id, as_of):
+        return "locked"
+    return None
+
+
+def _group_proposal(
+    account: Account,
+    terms: Terms,
+    key: tuple[str, str, str],
+    default_id: str,
+    as_of: int,
+    run_id: str,
+) -> Proposal | None:
+    pid, currency, group = key
+    last = group_last_notice_day(account, pid, currency, group)
+    if last is not None and as_of - last < terms.min_days_between_dunnings:
+        return None
+    members = [
+        it
+        for it in account.items
+        if it.currency == currency and it.group == group and (it.procedure or default_id) == pid
+    ]
+    listed: list[tuple[Item, int, str]] = []
+    changes: list[LevelChange] = []
+    left_out: list[LeftOutItem] = []
+    first = terms.levels[1]
+    assert first is not None
+    level = 0
+    total_open = 0
+    for it in members:
+        why = _exclusion(account, it, as_of)
+        if why is not None:
+            if it.open_amount > 0 or (
+                last is not None and it.level >= 1 and it.last_dunned_day == last
+            ):
+                left_out.append(LeftOutItem(it.item_id, why))
+            continue
+        days = as_of - it.due_day
+        cur = it.level
+        new = item_level(terms, cur, it.open_amount, days)
+        if new >= 1:
+            reason = ADVANCED if new > cur else (DECREASED if new < cur else HELD)
+            listed.append((it, new, reason))
+            total_open += it.open_amount
+            if new > level:
+                level = new
+        elif cur != 0:
+            changes.append(LevelChange(it.item_id, cur, 0, DECREASED))
+        else:
+            why = (
+                "below_days_in_arrears" if days < first.days_in_arrears else "below_min_item_amount"
+            )
+            left_out.append(LeftOutItem(it.item_id, why))
+    if level == 0:
+        return None
+    terms_level = terms.levels[level]
+    assert terms_level is not None
+    if total_open < terms_level.min_total:
+        return None
+
+    listed.sort(key=lambda entry: (entry[0].due_day, entry[0].item_id))
+    shares: list[int] | None = None
+    interest = 0
+    if terms_level.interest:
+        shares, interest = _interest(terms, listed, as_of)
+    charge = terms_level.charge
+    items = []
+    for index, (it, new, reason) in enumerate(listed):
+        until = it.interest_until_day
+        interest_from = None
+        if shares is not None:
+            interest_from = it.due_day if until is None or until < it.due_day else until
+        items.append(
+            ProposedItem(
+                item_id=it.item_id,
+                invoice_id=it.invoice_id,
+                open_amount=it.open_amount,
+                due_date=it.due_day,
+                days_in_arrears=as_of - it.due_day,
+                previous_level=it.level,
+                new_level=new,
+                reason=reason,
+                interest=shares[index] if shares is not None else 0,
+                interest_from=interest_from,
+                last_dunned_date=it.last_dunned_day,
+                interest_until_date=until,
+            )
+        )
+    return Proposal(
+        proposal_id=ids.proposal_id(run_id, account.account_id, pid, currency, group),
+        run_id=run_id,
+        account_id=account.account_id,
+        procedure_id=pid,
+        dunning_group=group,
+        currency=currency,
+        as_of_date=as_of,
+        level=level,
+        activities=terms_level.activities,
+        charge=charge,
+        interest=interest,
+        total_due=total_open + charge + interest,
+        items=tuple(items),
+        level_changes=tuple(changes),
+        left_out=tuple(left_out),
+        auto_approve=terms.auto_approve,
+        last_notice_date=last,
+    )
+
+
+def _interest(
+    terms: Terms, listed: list[tuple[Item, int, str]], as_of: int
+) -> tuple[list[int], int]:
+    """Step 5: (share per listed item, interest of the notice).
+
+    ``sum(open * days)`` in integers, times the rate once, divided by 36500 once,
+    rounded half-up once. Shares are the exact per-item amounts, floored, plus one
+    minor unit each for the largest remainders (ties by position), so they add up to
+    the rounded total exactly. Interest below ``min_interest`` (or zero) is not posted:
+    every share is then 0.
+    """
+    den = terms.rate_den * 36500
+    num = terms.rate_num
+    weights = []
+    for it, _, _ in listed:
+        until = it.interest_until_day
+        start = it.due_day if until is None or until < it.due_day else until
+        days = as_of - start
+        weights.append(it.open_amount * days if days > 0 else 0)
+    total = div_round_half_up(sum(weights) * num, den)
+    if total <= 0 or total < terms.min_interest:
+        return [0] * len(listed), 0
+    shares = []
+    remainders = []
+    for index, w in enumerate(weights):
+        q, r = divmod(w * num, den)
+        shares.append(q)
+        remainders.append((-r, index))
+    missing = total - sum(shares)
+    remainders.sort()
+    for _, index in remainders[:missing]:
+        shares[index] += 1
+    return shares, total
