@@ -51,6 +51,16 @@ Out = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partitio
 SCAN_BATCH = 2000
 
 
+def items_currency(account: Account, item_ids: tuple[str, ...]) -> str | None:
+    """The currency of the first of `item_ids` the account knows."""
+    wanted = set(item_ids)
+    return next((it.currency for it in account.items if it.item_id in wanted), None)
+
+
+def pending_of_run(account: Account, run_id: str) -> list[str]:
+    return [p.proposal_id for p in account.pending if p.run_id == run_id]
+
+
 class Handlers:
     def __init__(
         self, *, app: faust.App, settings: Settings, codec: Codec,
@@ -185,14 +195,15 @@ class Handlers:
     async def _apply_input(self, message: Any) -> None:
         topic = self.logical(message.topic)
         rtype, record = self.decode(message, cat.BY_NAME[topic].records)
-        domain_event = convert.input_event(rtype, record)
-        if message.key is None or message.key.decode(errors="replace") != domain_event.account_id:
+        account_id = record["account_id"]
+        if message.key is None or message.key.decode(errors="replace") != account_id:
             raise Unusable(
-                "key_mismatch",
-                f"key {message.key!r} is not the account_id {domain_event.account_id!r}",
+                "key_mismatch", f"key {message.key!r} is not the account_id {account_id!r}"
             )
+        stored = self.load(account_id)
+        domain_event = convert.input_event(
+            rtype, record, lambda ids: items_currency(stored.account, ids))
         digest = hashlib.blake2b(repr(domain_event).encode(), digest_size=8).digest()
-        stored = self.load(domain_event.account_id)
         updated = evolve(stored.account, domain_event, digest)
         self.count(f"applied.{topic}")
         if updated is stored.account:
@@ -395,7 +406,7 @@ class Handlers:
                     stored.account = account
                     for proposal in evaluation.proposals:
                         if self.settings.auto_approve or procs[proposal.procedure_id].auto_approve:
-                            n_cmds = self._execute(stored, proposal.proposal_id, outs)
+                            n_cmds = self._execute(stored, proposal.proposal_id, outs)[0]
                             counts["notices"] += 1
                             counts["commands"] += n_cmds
                 changed.append((stored, self.next_day(stored.account, as_of + 1)))
@@ -412,13 +423,15 @@ class Handlers:
         rule day has come (from the due index), or every account after a procedure change."""
         acc_db = self.partition_db(self.accounts, partition)
         if full:
-            keys: Iterable[bytes] = (k for k in acc_db.keys() if not k.startswith(b"__faust"))
+            keys: Iterable[bytes] = (
+                k for k in acc_db.keys() if not k.startswith(b"__faust")  # noqa: SIM118
+            )
         else:
             due_db = self.partition_db(self.due_index, partition)
             limit = due_key(as_of, "\uffff")
 
             def due_keys() -> Iterable[bytes]:
-                for key in due_db.keys():
+                for key in due_db.keys():  # noqa: SIM118 (a RocksDB key scan)
                     if key > limit:
                         return
                     if key[:1].isdigit():
@@ -437,8 +450,10 @@ class Handlers:
             yield batch
 
     # ------------------------------------------------------------------ stage 2
-    def _execute(self, stored: StoredAccount, proposal_id: str, outs: list[Out]) -> int:
-        """Execute one pending (or already executed) proposal; append its records."""
+    def _execute(self, stored: StoredAccount, proposal_id: str,
+                 outs: list[Out]) -> tuple[int, str]:
+        """Execute one pending (or already executed) proposal; append its records.
+        Returns the number of commands and the run id."""
         account, notice = notices.execute(stored.account, proposal_id)
         stored.account = account
         commands = convert.command_outputs(account, notice)
@@ -448,7 +463,7 @@ class Handlers:
         outs.append(self.history(stored, rtype, payload))
         self.work_index[notice_key(notice.notice_id)] = account.account_id.encode()
         self.count("notices")
-        return len(commands)
+        return len(commands), notice.run_id
 
     def history(self, stored: StoredAccount, rtype: str, payload: dict[str, Any]) -> Out:
         """Chain a history record onto the account's log: per-account sequence and the hash
@@ -463,7 +478,7 @@ class Handlers:
             stored.history_refs[event_id] = [seq, prev]
             stored.account = replace(
                 account, history_seq=seq,
-                history_head=hashlib.sha256(self.codec.body(value)).hexdigest(),
+                history_head=hashlib.sha256(value[len(self.codec.header(rtype)):]).hexdigest(),
             )
         return (self.settings.topic(cat.HISTORY), account.account_id.encode(), value, None)
 
@@ -478,16 +493,11 @@ class Handlers:
         if stored is None:
             return  # another partition's proposal
         outs: list[Out] = []
-        self._execute(stored, msg["proposal_id"], outs)
+        run_id = self._execute(stored, msg["proposal_id"], outs)[1]
         await self.send(outs)
-        run_id = self._run_of(stored.account, msg["proposal_id"])
         self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
-        if run_id:
-            await self.send([self.internal(cat.RUN_PROGRESS, {
-                "kind": "executed", "run_id": run_id, "notices": 1}, run_id)])
-
-    def _run_of(self, account: Account, proposal_id: str) -> str | None:
-        return notices.run_of(account, proposal_id)
+        await self.send([self.internal(cat.RUN_PROGRESS, {
+            "kind": "executed", "run_id": run_id, "notices": 1}, run_id)])
 
     async def _work_reject(self, partition: int, msg: dict[str, Any]) -> None:
         stored = self._account_for(partition, proposal_key(msg["proposal_id"]))
@@ -521,8 +531,8 @@ class Handlers:
             batch = accounts[start:start + SCAN_BATCH]
             outs: list[Out] = []
             for stored in batch:
-                for proposal_id in notices.run_proposals(stored.account, run_id):
-                    totals["commands"] += self._execute(stored, proposal_id, outs)
+                for proposal_id in pending_of_run(stored.account, run_id):
+                    totals["commands"] += self._execute(stored, proposal_id, outs)[0]
                     totals["notices"] += 1
             await self.send(outs)
             for stored in batch:
@@ -546,7 +556,8 @@ class Handlers:
                 targets.append((stored, [msg["notice_id"]]))
         else:
             for stored in self._run_accounts(partition, msg["run_id"]):
-                targets.append((stored, notices.run_notices(stored.account, msg["run_id"])))
+                targets.append((stored, list(notices.notices_of_run(stored.account,
+                                                                     msg["run_id"]))))
         item_ids = tuple(msg["item_ids"]) if msg.get("item_ids") else None
         for stored, notice_ids in targets:
             outs: list[Out] = []
@@ -556,6 +567,8 @@ class Handlers:
                     stored.account, notice_id, item_ids, reversal_id,
                     msg.get("requested_by") or "", msg.get("reason") or "")
                 stored.account = account
+                if reversal.history is None:
+                    continue  # nothing left to reverse
                 for topic, rtype, record in convert.reversal_outputs(account, reversal):
                     outs.append(self.out(topic, rtype, record, account.account_id))
                 rtype, payload = convert.reversal_history(account, reversal)

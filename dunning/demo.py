@@ -1,0 +1,181 @@
+"""`dunning demo`: the whole story on the embedded broker, from sample events to commands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from domain.procedures import parse_procedures
+from dunning.broker import EmbeddedBroker, free_port, port_open
+from dunning.kafka_io import publish, read_all
+from dunning.sample import month
+from dunning.settings import EMBEDDED, Settings
+from processors.convert import new_event_id, procedure_record
+from topics.catalogue import (
+    COLLECTIONS,
+    DEPOSITS,
+    HISTORY,
+    LETTERS,
+    LOCKS,
+    PAYMENT_RUNS,
+    POSTINGS,
+    PROCEDURES,
+    PROPOSALS,
+    RUNS,
+    WORKFLOWS,
+)
+from topics.provision import apply_topics
+
+AS_OF = date(2026, 11, 20)
+PROCEDURES_FILE = Path(__file__).parent / "data" / "procedures.yaml"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _worker_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DUNNING_EMBEDDED_PORT": str(settings.embedded_port),
+        "DUNNING_APP_ID": settings.app_id,
+        "DUNNING_TOPIC_PREFIX": settings.topic_prefix,
+        "DUNNING_STATE_DIR": str(settings.state_dir),
+        "DUNNING_WEB_PORT": str(settings.web_port),
+        "DUNNING_PARTITIONS": str(settings.partitions),
+        "DUNNING_LOG_FORMAT": "json",
+    })
+    return env
+
+
+def _ready(settings: Settings) -> bool:
+    try:
+        url = f"http://127.0.0.1:{settings.web_port}/health/"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+async def _wait_record(settings: Settings, topic: str, rtype: str, run_id: str,
+                       timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for rec in await read_all(settings, topic, idle_timeout=0.2):
+            if rec.record_type == rtype and rec.record and rec.record.get("run_id") == run_id:
+                return rec.record
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"dunning demo: no {rtype} for {run_id} within {timeout} s")
+
+
+def run_demo(settings: Settings, accounts: int = 300) -> int:
+    started = time.monotonic()
+    broker = None
+    if settings.broker == EMBEDDED and not port_open(settings.embedded_port):
+        broker = EmbeddedBroker(settings.state_dir, settings.embedded_port)
+        say(f"starting the embedded broker on 127.0.0.1:{settings.embedded_port}")
+        broker.start()
+    # Fresh names for every demo, so it can run again on the same broker.
+    tag = f"demo{int(time.time())}"
+    settings = replace(settings, app_id=f"dunning-{tag}", topic_prefix=f"{tag}.",
+                       state_dir=settings.state_dir / tag, web_port=free_port(), partitions=4)
+    worker = None
+    try:
+        report = asyncio.run(apply_topics(settings))
+        say(f"topics: {len(report.created)} created under the prefix {settings.topic_prefix!r}")
+        procedures = parse_procedures(yaml.safe_load(PROCEDURES_FILE.read_text()))
+        asyncio.run(publish(settings, PROCEDURES,
+                            [("DunningProcedureDefined", procedure_record(p)) for p in procedures]))
+        say(f"procedures: {', '.join(p.id for p in procedures)}")
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        log_path = settings.state_dir / "worker.log"
+        worker = subprocess.Popen([sys.executable, "-m", "dunning", "worker"],
+                                  env=_worker_env(settings), stdout=open(log_path, "wb"),  # noqa: SIM115
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        say(f"worker started (pid {worker.pid}, log {log_path}); waiting until it is ready")
+        deadline = time.monotonic() + 120
+        while not _ready(settings):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"dunning demo: the worker did not start; see {log_path}")
+            time.sleep(0.3)
+        sample = month(accounts, AS_OF)
+        t0 = time.monotonic()
+        n = 0
+        for topic, records in sample.by_topic():
+            n += asyncio.run(publish(settings, topic, records))
+        say(f"published {n} billing events for {accounts} accounts "
+            f"({time.monotonic() - t0:.1f} s); notable: "
+            + ", ".join(f"{k} ({v})" for k, v in sample.notable.items()))
+        payment_run_id = sample.payment_runs[0][1]["run_id"]
+        t_run = time.monotonic()
+        asyncio.run(publish(settings, PAYMENT_RUNS, sample.payment_runs))
+        run_id = f"{payment_run_id}/1"
+        completed = asyncio.run(_wait_record(settings, RUNS, "ProposalRunCompleted", run_id))
+        proposal_seconds = time.monotonic() - t_run
+        say(f"proposal run {run_id}: {completed['accounts_evaluated']} accounts evaluated, "
+            f"{completed['proposals']} proposals ({proposal_seconds:.2f} s from the payment run)")
+        proposals = [r.record for r in asyncio.run(read_all(settings, PROPOSALS)) if r.record]
+        levels = Counter(p["level"] for p in proposals)
+        per_level = ", ".join(f"level {k}: {v}" for k, v in sorted(levels.items()))
+        say(f"proposals per level: {per_level}")
+        t_act = time.monotonic()
+        asyncio.run(publish(settings, "dunning.decisions", [(
+            "RunApproved", {"event_id": new_event_id(), "run_id": run_id,
+                            "decided_by": "demo"})]))
+        done = asyncio.run(_wait_record(settings, RUNS, "ActivityRunCompleted", run_id))
+        activity_seconds = time.monotonic() - t_act
+        say(f"activity run: {done['notices']} notices, {done['commands']} commands "
+            f"({activity_seconds:.2f} s from the approval)")
+        say("commands per topic:")
+        letters = []
+        for topic in (LETTERS, LOCKS, COLLECTIONS, DEPOSITS, WORKFLOWS, POSTINGS, HISTORY):
+            recs = asyncio.run(read_all(settings, topic, idle_timeout=0.2))
+            say(f"  {topic:<22} {len(recs)}")
+            if topic == LETTERS:
+                letters = [r.record for r in recs if r.record]
+        say("three sample letters:")
+        for letter in letters[:3]:
+            items = ", ".join(f"{i['item_id']} {i['open_amount']}" for i in letter["items"])
+            say(f"  {letter['account_id']} level {letter['level']} ({letter['language']}, "
+                f"{letter['channel']}): {items}; charge {letter['charge']}, interest "
+                f"{letter['interest']}, total due {letter['total_due']} {letter['currency']}")
+        _render_letters(settings)
+        say(f"where to look next: dunning consume {settings.topic_prefix}dunning.history "
+            f"--from-beginning (with DUNNING_TOPIC_PREFIX={settings.topic_prefix}); "
+            "README.md; docs/ARCHITECTURE.md")
+        say(f"demo finished in {time.monotonic() - started:.1f} s")
+        return 0
+    finally:
+        if worker is not None and worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+        if broker is not None:
+            broker.stop()
+
+
+def _render_letters(settings: Settings) -> None:
+    """Render the run's letters as PDFs with the reference letter service."""
+    try:
+        from dunning.letters.service import render_pending
+    except ImportError:
+        return
+    docs = asyncio.run(render_pending(settings, idle_seconds=1.0))
+    if docs:
+        say(f"rendered {len(docs)} letters; open these PDFs:")
+        for doc in docs[:3]:
+            say(f"  {getattr(doc, 'pdf_path', doc)}")

@@ -1,0 +1,429 @@
+"""Records ↔ domain objects, in one module.
+
+Avro dicts (Decimal amounts, `date` objects) become domain events (integer minor units,
+day numbers) here, and domain results become Avro dicts here; domain code never sees a
+record, and agents never do arithmetic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from domain import events as ev
+from domain import ids
+from domain.dates import from_day, to_day
+from domain.money import UnknownCurrency, from_minor, to_minor
+from domain.procedures import Level, Procedure, ProcedureError, procedure_to_dict
+from processors.deadletter import Unusable
+
+__all__ = ["Unusable"]
+
+
+# ---------------------------------------------------------------- small helpers
+def day(value: date | int) -> int:
+    return value if isinstance(value, int) else to_day(value)
+
+
+def iso(day_number: int | None) -> str | None:
+    return None if day_number is None else from_day(day_number).isoformat()
+
+
+def new_event_id() -> str:
+    """For records a person makes at the command line (decisions)."""
+    return str(uuid.uuid4())
+
+
+def plain(record: dict[str, Any]) -> dict[str, Any]:
+    """A decision record as JSON-safe values (for the internal partition-work topic)."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, date | datetime):
+            out[key] = value.isoformat()
+        elif isinstance(value, Decimal):
+            out[key] = str(value)
+        else:
+            out[key] = value
+    return out
+
+
+def reversal_id(request_event_id: str, notice_id: str) -> str:
+    return ids.reversal_id(request_event_id, notice_id)
+
+
+def money(amount: Decimal, currency: str, where: str) -> int:
+    try:
+        units = to_minor(amount, currency)
+    except UnknownCurrency as exc:
+        raise Unusable("unknown_currency", f"{where}: unknown currency {currency!r}") from exc
+    except ValueError as exc:
+        raise Unusable("invalid_amount", f"{where}: {exc}") from exc
+    if units <= 0:
+        raise Unusable("invalid_amount", f"{where}: amount must be positive, got {amount}")
+    return units
+
+
+def minor(amount: int, currency: str) -> Decimal:
+    return from_minor(amount, currency)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---------------------------------------------------------------- inputs
+def input_event(
+    rtype: str, r: dict[str, Any], currency_of_items: Callable[[tuple[str, ...]], str | None]
+) -> ev.InputEvent:
+    """An input record as a domain event. `currency_of_items` tells the currency of items
+    the account knows (instalment amounts are in their source items' currency)."""
+    if rtype == "AccountUpserted":
+        a = r["postal_address"]
+        currency = r["currency"]
+        try:
+            from domain.money import minor_units
+
+            minor_units(currency)
+        except UnknownCurrency as exc:
+            raise Unusable("unknown_currency", f"unknown currency {currency!r}") from exc
+        return ev.AccountUpserted(
+            event_id=r["event_id"], account_id=r["account_id"], name=r["name"],
+            language=r["language"], currency=currency, dunning_procedure=r["dunning_procedure"],
+            postal_address=ev.PostalAddress(tuple(a["lines"]), a["postal_code"], a["city"],
+                                            a["country"]),
+            email=r.get("email"),
+        )
+    if rtype == "DunningLockSet":
+        if day(r["valid_to"]) < day(r["valid_from"]):
+            raise Unusable("invalid", "lock valid_to is before valid_from")
+        return ev.DunningLockSet(
+            event_id=r["event_id"], account_id=r["account_id"], lock_id=r["lock_id"],
+            reason=r["reason"], valid_from=day(r["valid_from"]), valid_to=day(r["valid_to"]),
+            item_id=r.get("item_id"),
+        )
+    if rtype == "DunningLockReleased":
+        return ev.DunningLockReleased(r["event_id"], r["account_id"], r["lock_id"])
+    if rtype == "InvoiceIssued":
+        cur = r["currency"]
+        if not r["items"]:
+            raise Unusable("invalid", "an invoice without items")
+        items = tuple(
+            ev.InvoiceItem(
+                item_id=i["item_id"], amount=money(i["amount"], cur, f"item {i['item_id']}"),
+                due_date=day(i["due_date"]), dunning_procedure=i.get("dunning_procedure"),
+                dunning_group=i.get("dunning_group"),
+            )
+            for i in r["items"]
+        )
+        return ev.InvoiceIssued(r["event_id"], r["account_id"], r["invoice_id"], cur,
+                                day(r["issued_on"]), items)
+    if rtype == "InvoiceCancelled":
+        return ev.InvoiceCancelled(r["event_id"], r["account_id"], r["invoice_id"])
+    if rtype == "PaymentReceived":
+        cur = r["currency"]
+        allocations = r.get("allocations")
+        return ev.PaymentReceived(
+            event_id=r["event_id"], account_id=r["account_id"], payment_id=r["payment_id"],
+            amount=money(r["amount"], cur, "payment"), currency=cur,
+            received_on=day(r["received_on"]), payment_run_id=r.get("payment_run_id"),
+            allocations=None if allocations is None else tuple(
+                ev.Allocation(a["item_id"], money(a["amount"], cur, f"allocation {a['item_id']}"))
+                for a in allocations
+            ),
+        )
+    if rtype == "PaymentReversed":
+        return ev.PaymentReversed(r["event_id"], r["account_id"], r["payment_id"], r["reason"])
+    if rtype == "DueDateChanged":
+        return ev.DueDateChanged(r["event_id"], r["account_id"], r["item_id"],
+                                 day(r["due_date"]), r["reason"])
+    if rtype == "InstallmentPlanCreated":
+        item_ids = tuple(r["item_ids"])
+        cur = currency_of_items(item_ids)
+        if cur is None:
+            raise Unusable("unknown_item",
+                           f"instalment plan {r['plan_id']} names items the account does not know")
+        return ev.InstallmentPlanCreated(
+            r["event_id"], r["account_id"], r["plan_id"], item_ids,
+            tuple(
+                ev.Installment(i["item_id"], money(i["amount"], cur, f"instalment {i['item_id']}"),
+                               day(i["due_date"]))
+                for i in r["installments"]
+            ),
+        )
+    if rtype == "InstallmentPlanCancelled":
+        return ev.InstallmentPlanCancelled(r["event_id"], r["account_id"], r["plan_id"])
+    raise Unusable("unknown_record_type", rtype)
+
+
+# ---------------------------------------------------------------- procedures
+def procedure(r: dict[str, Any]) -> Procedure:
+    try:
+        return Procedure(
+            id=r["procedure_id"],
+            min_days_between_dunnings=r["min_days_between_dunnings"],
+            interest_rate_percent=Decimal(r["interest_rate_percent"]).normalize(),
+            min_interest_amount=Decimal(r["min_interest_amount"]).normalize(),
+            auto_approve=r["auto_approve"],
+            levels=tuple(
+                Level(level=lv["level"], days_in_arrears=lv["days_in_arrears"],
+                      min_item_amount=Decimal(lv["min_item_amount"]).normalize(),
+                      min_total_amount=Decimal(lv["min_total_amount"]).normalize(),
+                      charge=Decimal(lv["charge"]).normalize(), interest=lv["interest"],
+                      activities=tuple(lv["activities"]))
+                for lv in r["levels"]
+            ),
+        )
+    except ProcedureError as exc:
+        raise Unusable("invalid_procedure", str(exc)) from exc
+
+
+def procedure_record(p: Procedure) -> dict[str, Any]:
+    d = procedure_to_dict(p)
+    return {
+        "event_id": ids.history_event_id("procedure", p.id, repr(sorted(d.items()))),
+        "procedure_id": p.id,
+        "min_days_between_dunnings": p.min_days_between_dunnings,
+        "interest_rate_percent": p.interest_rate_percent,
+        "min_interest_amount": p.min_interest_amount,
+        "auto_approve": p.auto_approve,
+        "levels": [
+            {"level": lv.level, "days_in_arrears": lv.days_in_arrears,
+             "min_item_amount": lv.min_item_amount, "min_total_amount": lv.min_total_amount,
+             "charge": lv.charge, "interest": lv.interest, "activities": list(lv.activities)}
+            for lv in p.levels
+        ],
+    }
+
+
+# ---------------------------------------------------------------- runs
+def run_started(run_id: str, payment_run_id: str, as_of: int) -> dict[str, Any]:
+    return {"event_id": ids.history_event_id("run-started", run_id), "run_id": run_id,
+            "payment_run_id": payment_run_id, "as_of_date": from_day(as_of),
+            "started_at": _now()}
+
+
+def run_completed(run_id: str, payment_run_id: str, as_of: int,
+                  totals: dict[str, int]) -> dict[str, Any]:
+    return {"event_id": ids.history_event_id("run-completed", run_id), "run_id": run_id,
+            "payment_run_id": payment_run_id, "as_of_date": from_day(as_of),
+            "accounts_evaluated": totals["evaluated"], "proposals": totals["proposals"],
+            "accounts_unknown_procedure": totals["unknown"], "completed_at": _now()}
+
+
+def activity_done(run_id: str, totals: dict[str, int]) -> dict[str, Any]:
+    return {"event_id": ids.history_event_id("activity-done", run_id, totals["notices"]),
+            "run_id": run_id, "notices": totals["notices"], "commands": totals["commands"],
+            "completed_at": _now()}
+
+
+# ---------------------------------------------------------------- outputs
+_MISSING = object()
+#: Schema field -> the domain attribute that holds it, where the names differ.
+_ALIASES = {"recorded_for": "as_of_date"}
+
+
+def _walk(node: Any, value: Any, currency: str | None, names: dict[str, Any]) -> Any:
+    """`value` (domain: ints for money and days, tuples, dataclasses) as Avro data for the
+    schema `node`, with money in `currency`."""
+    if isinstance(node, str):
+        if node in names:
+            return _walk(names[node], value, currency, names)
+        return value
+    if isinstance(node, list):  # a union: null or one type
+        if value is None:
+            return None
+        branch = next(b for b in node if b != "null")
+        return _walk(branch, value, currency, names)
+    kind = node.get("type")
+    logical = node.get("logicalType")
+    if logical == "decimal":
+        if currency is None:
+            raise ValueError("money without a currency")
+        return from_minor(value, currency)
+    if logical == "date":
+        return from_day(value) if isinstance(value, int) else value
+    if kind == "array":
+        return [_walk(node["items"], v, currency, names) for v in value]
+    if kind == "record":
+        name = node["name"]
+        full = name if "." in name else f"{node.get('namespace', 'dunning')}.{name}"
+        names.setdefault(full, node)
+        names.setdefault(node["name"], node)
+        cur = getattr(value, "currency", currency) if not isinstance(value, dict) else \
+            value.get("currency", currency)
+        out = {}
+        for f in node["fields"]:
+            name = f["name"]
+            if isinstance(value, dict):
+                raw = value.get(name, _MISSING)
+            else:
+                raw = getattr(value, name, _MISSING)
+                if raw is _MISSING and name in _ALIASES:
+                    raw = getattr(value, _ALIASES[name], _MISSING)
+            if raw is _MISSING:
+                raw = f.get("default")
+            out[name] = _walk(f["type"], raw, cur, names)
+        return out
+    if isinstance(kind, dict | list | str) and kind not in (
+        "string", "int", "long", "boolean", "bytes", "null", "double", "float"
+    ):
+        return _walk(kind, value, currency, names)
+    return value
+
+
+def to_avro(record_type: str, obj: Any, **fields: Any) -> dict[str, Any]:
+    """A domain object as the Avro record `record_type`; `fields` set or override fields."""
+    import schemas
+
+    if fields:
+        base = {f: getattr(obj, f) for f in getattr(obj, "__slots__", ())
+                if hasattr(obj, f)} if not isinstance(obj, dict) else dict(obj)
+        base.update(fields)
+        obj = base
+    return _walk(schemas.raw(record_type), obj, None, {})
+
+
+def proposal_record(p: Any) -> dict[str, Any]:
+    return to_avro("DunningProposed", p, event_id=p.proposal_id)
+
+
+#: Command class name -> topic.
+COMMAND_TOPICS = {
+    "PrintDunningLetter": "dunning.letters",
+    "SetDunningLock": "dunning.locks",
+    "ReleaseToCollectionAgency": "dunning.collections",
+    "RequestSecurityDeposit": "dunning.deposits",
+    "NotifyAgent": "dunning.workflows",
+    "DeactivateInstallmentPlan": "dunning.workflows",
+    "PostDunningCharge": "dunning.postings",
+    "PostDunningInterest": "dunning.postings",
+    "PostDunningChargeReversal": "dunning.postings",
+    "PostDunningInterestReversal": "dunning.postings",
+}
+
+
+def command_outputs(account: Any, notice: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(topic, record type, record) for every command of a notice or reversal."""
+    out = []
+    for command in notice.commands:
+        rtype = type(command).__name__
+        out.append((COMMAND_TOPICS[rtype], rtype, to_avro(rtype, command)))
+    return out
+
+
+reversal_outputs = command_outputs
+
+
+def notice_history(account: Any, notice: Any) -> tuple[str, dict[str, Any]]:
+    return "DunningNoticeIssued", to_avro("DunningNoticeIssued", notice.history, seq=0,
+                                          prev_hash="")
+
+
+def reversal_history(account: Any, reversal: Any) -> tuple[str, dict[str, Any]]:
+    return "DunningNoticeReversed", to_avro("DunningNoticeReversed", reversal.history, seq=0,
+                                            prev_hash="")
+
+
+def rejection_history(account: Any, rejected: Any) -> tuple[str, dict[str, Any]]:
+    return "history.ProposalRejected", to_avro("history.ProposalRejected", rejected, seq=0,
+                                               prev_hash="")
+
+
+# ---------------------------------------------------------------- looking at state
+def _money_json(amount: int, currency: str) -> str:
+    return str(from_minor(amount, currency))
+
+
+def _status_names() -> dict[int, str]:
+    from domain import account as acc
+
+    return {getattr(acc, n): n.lower() for n in ("OPEN", "CANCELLED", "IN_PLAN", "CLOSED")}
+
+
+STATUS_NAMES = _status_names()
+
+
+def account_json(a: Any) -> dict[str, Any]:
+    """An account's state for people and tools (`GET /accounts/{id}`)."""
+    from domain.account import credit, notice_ids
+
+    master = a.master
+    out: dict[str, Any] = {
+        "account_id": a.account_id,
+        "master": None if master is None else {
+            "name": master.name, "language": master.language, "currency": master.currency,
+            "dunning_procedure": master.dunning_procedure, "email": master.email,
+            "postal_address": {"lines": list(master.postal_address.lines),
+                               "postal_code": master.postal_address.postal_code,
+                               "city": master.postal_address.city,
+                               "country": master.postal_address.country},
+        },
+        "locks": [{"lock_id": lk.lock_id, "reason": lk.reason, "valid_from": iso(lk.valid_from),
+                   "valid_to": iso(lk.valid_to), "item_id": lk.item_id} for lk in a.locks],
+        "items": {},
+        "payments": [{"payment_id": p.payment_id, "amount": _money_json(p.amount, p.currency),
+                      "currency": p.currency, "received_on": iso(p.received_day),
+                      "reversed": p.payment_id in a.reversed_payments,
+                      "allocations": [{"item_id": al.item_id,
+                                       "amount": _money_json(al.amount, p.currency)}
+                                      for al in p.allocations]}
+                     for p in a.payments],
+        "credit": {c: _money_json(v, c) for c, v in credit(a).items() if v},
+        "plans": [{"plan_id": pl.plan_id, "item_ids": list(pl.item_ids),
+                   "cancelled": pl.plan_id in a.cancelled_plans} for pl in a.plans],
+        "notices": [],
+        "pending_proposals": [p.proposal_id for p in a.pending],
+        "history_seq": a.history_seq,
+    }
+    for it in a.items:
+        out["items"][it.item_id] = {
+            "invoice_id": it.invoice_id, "currency": it.currency,
+            "amount": _money_json(it.amount, it.currency),
+            "open_amount": _money_json(it.open_amount, it.currency),
+            "due_date": iso(it.due_day), "status": STATUS_NAMES.get(it.status, str(it.status)),
+            "procedure": it.procedure,
+            "group": it.group, "plan_id": it.plan_id, "level": it.level,
+            "last_dunned": iso(it.last_dunned_day),
+            "interest_until": iso(it.interest_until_day),
+        }
+    for n in a.notices:
+        proposal_id, notice_id = notice_ids(a.account_id, n)
+        out["notices"].append({
+            "notice_id": notice_id, "proposal_id": proposal_id, "run_id": n.run_id,
+            "level": n.level, "as_of": iso(n.as_of), "group": n.group,
+            "charge": _money_json(n.charge, n.currency),
+            "interest": _money_json(n.interest, n.currency), "in_effect": n.in_effect(),
+            "reversed_items": list(n.reversed_items),
+        })
+    return out
+
+
+def render_account(body: dict[str, Any]) -> str:
+    """`dunning account show`: the account as a person reads it."""
+    lines = [f"account {body['account_id']}"]
+    m = body.get("master")
+    if m:
+        lines.append(f"  procedure {m['dunning_procedure']}, currency {m['currency']}, "
+                     f"language {m['language']}, e-mail {'yes' if m['email'] else 'no'}")
+    else:
+        lines.append("  (no master data yet)")
+    for lk in body["locks"]:
+        lines.append(f"  lock {lk['lock_id']} {lk['valid_from']}..{lk['valid_to']} "
+                     f"({lk['reason']}){' item ' + lk['item_id'] if lk['item_id'] else ''}")
+    lines.append(f"  {'item':<22} {'due':<10} {'amount':>12} {'open':>12}  level  last dunned")
+    for item_id, it in sorted(body["items"].items()):
+        lines.append(f"  {item_id:<22} {it['due_date']:<10} {it['amount']:>12} "
+                     f"{it['open_amount']:>12}  {it['level']:>5}  {it['last_dunned'] or '-'}")
+    for cur, amount in body["credit"].items():
+        lines.append(f"  credit {amount} {cur}")
+    if body.get("next_evaluation_date"):
+        lines.append(f"  next evaluation on or after {body['next_evaluation_date']}")
+    for n in body["notices"]:
+        lines.append(f"  notice {n['notice_id']} run {n['run_id']} level {n['level']} "
+                     f"on {n['as_of']}{'' if n['in_effect'] else ' (reversed)'}")
+    if body["pending_proposals"]:
+        lines.append(f"  pending proposals: {', '.join(body['pending_proposals'])}")
+    return "\n".join(lines)
