@@ -276,7 +276,7 @@ class Settings:
                 f"DUNNING_SECURITY_PROTOCOL is {protocol}, but the embedded broker speaks "
                 "PLAINTEXT only: set DUNNING_BROKER=kafka://host:port for a secured cluster"
             )
-        sasl = {
+        sasl: dict[str, object] = {
             "DUNNING_SASL_MECHANISM": self.sasl_mechanism,
             "DUNNING_SASL_USERNAME": self.sasl_username,
             "DUNNING_SASL_PASSWORD": self.sasl_password,
@@ -310,7 +310,7 @@ class Settings:
                         f"{name} is set, but DUNNING_SECURITY_PROTOCOL is {protocol}: SASL "
                         f"needs SASL_PLAINTEXT or SASL_SSL{where}"
                     )
-        tls = {
+        tls: dict[str, object] = {
             "DUNNING_SSL_CAFILE": self.ssl_cafile,
             "DUNNING_SSL_CERTFILE": self.ssl_certfile,
             "DUNNING_SSL_KEYFILE": self.ssl_keyfile,
