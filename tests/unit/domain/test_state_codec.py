@@ -1,0 +1,77 @@
+"""processors.state_codec: compact msgpack of an account, exact round trip."""
+
+import time
+from dataclasses import replace
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from domain.account import Account, new_account
+from processors.state_codec import FORMAT_VERSION, pack, unpack
+from tests.unit.domain.builders import account, day, invoice, item, pay, upsert
+from tests.unit.domain.strategies import dunned_accounts
+
+
+def three_items_one_payment() -> Account:
+    return account(
+        upsert(procedure="CONSUMER"),
+        invoice(
+            "INV-2024-0001",
+            item("INV-2024-0001-1", 11900, day("2024-01-15")),
+            item("INV-2024-0001-2", 5000, day("2024-02-01")),
+            item("INV-2024-0001-3", 2500, day("2024-03-01")),
+        ),
+        pay("PAY-88123", 3000, day("2024-01-20")),
+    )
+
+
+def test_round_trip_of_a_new_account() -> None:
+    assert unpack(pack(new_account("A"))) == new_account("A")
+
+
+def test_a_packed_account_starts_with_the_format_version_and_has_no_field_names() -> None:
+    data = pack(three_items_one_payment())
+    value = msgpack.unpackb(data, raw=False)
+    assert value[0] == FORMAT_VERSION
+    assert b"open_amount" not in data and b"item_id" not in data
+
+
+def test_an_account_with_three_items_and_one_payment_stays_small() -> None:
+    acc = three_items_one_payment()
+    data = pack(acc)
+    assert unpack(data) == acc
+    # Master data (name, address, e-mail) is about 80 of these bytes.
+    assert len(data) < 210
+
+
+def test_an_unknown_format_version_is_refused() -> None:
+    data = msgpack.packb([99, "A"], use_bin_type=True)
+    with pytest.raises(ValueError, match="format"):
+        unpack(data)
+
+
+def test_a_sha256_history_head_is_kept_exactly() -> None:
+    for head in ("ab" * 32, "AB" * 32, "not a hash", ""):
+        acc = replace(three_items_one_payment(), history_head=head, history_seq=7)
+        assert unpack(pack(acc)) == acc
+
+
+def test_pack_and_unpack_are_fast_enough_for_the_proposal_run() -> None:
+    acc = three_items_one_payment()
+    n = 2000
+    start = time.perf_counter()
+    for _ in range(n):
+        unpack(pack(acc))
+    per_call = (time.perf_counter() - start) / n
+    assert per_call < 500e-6  # generous: about 20 us on the project's machine
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dunned_accounts())
+def test_every_account_round_trips_exactly(case) -> None:  # type: ignore[no-untyped-def]
+    acc, _ = case
+    data = pack(acc)
+    back = unpack(data)
+    assert back == acc
+    assert pack(back) == data
