@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from domain import ids
@@ -253,6 +253,16 @@ def new_account(account_id: str) -> Account:
     return Account(account_id=account_id)
 
 
+_ACCOUNT_FIELDS = tuple(f.name for f in fields(Account))
+
+
+def with_changes(account: Account, changes: dict[str, Any]) -> Account:
+    """``dataclasses.replace(account, **changes)``, several times faster (hot on ingest)."""
+    if not changes:
+        return account
+    return Account(*[changes[n] if n in changes else getattr(account, n) for n in _ACCOUNT_FIELDS])
+
+
 # -- queries ---------------------------------------------------------------------------
 
 
@@ -367,7 +377,7 @@ def evolve(account: Account, event: InputEvent, digest: bytes) -> Account:
         raise Rejected("unknown_event", f"no rule for {type(event).__name__}")
     changes = handler(account, event)
     changes["seen"] = seen + key + dig
-    return replace(account, **changes)
+    return with_changes(account, changes)
 
 
 def _currency(currency: str) -> None:
@@ -670,17 +680,22 @@ def _clearing_key(it: Item) -> tuple[int, str]:
 
 
 def _settle(
-    account: Account,
+    account: Account, changes: dict[str, Any] | None = None
 ) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]:
     """(status by item, open amount by item, unallocated money left per currency, money
-    held for unknown items per currency), from the facts of ``account`` alone."""
-    items = account.items
-    cancelled_plans = account.cancelled_plans
-    cancelled_invoices = account.cancelled_invoices
+    held for unknown items per currency), from the facts of ``account`` (with
+    ``changes`` applied) alone."""
+    c = changes or {}
+    items: tuple[Item, ...] | list[Item] = c.get("items", account.items)
+    cancelled_plans = c.get("cancelled_plans", account.cancelled_plans)
+    cancelled_invoices = c.get("cancelled_invoices", account.cancelled_invoices)
+    plans: tuple[Plan, ...] = c.get("plans", account.plans)
+    payments: tuple[Payment, ...] = c.get("payments", account.payments)
+    reversed_payments = c.get("reversed_payments", account.reversed_payments)
     materialized = {it.plan_id for it in items if it.plan_id is not None}
     in_plan: set[str] = set()
     plan_sources: dict[str, tuple[str, ...]] = {}
-    for plan in account.plans:
+    for plan in plans:
         if plan.plan_id in materialized:
             plan_sources[plan.plan_id] = plan.item_ids
             if plan.plan_id not in cancelled_plans:
@@ -704,8 +719,7 @@ def _settle(
 
     pool: dict[str, int] = {}
     waiting: dict[str, int] = {}
-    reversed_payments = account.reversed_payments
-    for p in account.payments:
+    for p in payments:
         if p.payment_id in reversed_payments:
             continue
         rest = p.amount
@@ -763,16 +777,29 @@ def _take(open_: dict[str, int], item_id: str, money: int) -> int:
 
 def _resettled(account: Account, **changes: Any) -> dict[str, Any]:
     """``changes`` plus the items with their status and open amount derived again."""
-    draft = replace(account, **changes)
-    status, open_, _, _ = _settle(draft)
-    items = draft.items
+    status, open_, _, _ = _settle(account, changes)
+    items = changes.get("items", account.items)
     settled = []
     changed = False
     for it in items:
         st = status[it.item_id]
         amount = open_[it.item_id]
         if it.status != st or it.open_amount != amount:
-            it = replace(it, status=st, open_amount=amount)
+            it = Item(
+                it.item_id,
+                it.invoice_id,
+                it.currency,
+                it.amount,
+                it.due_day,
+                it.procedure,
+                it.group,
+                it.plan_id,
+                st,
+                amount,
+                it.level,
+                it.last_dunned_day,
+                it.interest_until_day,
+            )
             changed = True
         settled.append(it)
     changes["items"] = tuple(settled) if changed or "items" in changes else items
