@@ -27,12 +27,16 @@ SHORT_ID = 12
 
 
 def _settings() -> tuple[Settings, Any]:
+    """The settings, and logging set up (to stderr: stdout is for the command's output)."""
     from dunning.letters.config import LetterSettings
+    from dunning.logs import configure
 
     try:
-        return Settings.from_env(), LetterSettings.from_env()
+        settings, cfg = Settings.from_env(), LetterSettings.from_env()
     except SettingsError as exc:
         raise SystemExit(f"dunning: {exc}") from exc
+    configure(settings.log_format, settings.log_level)
+    return settings, cfg
 
 
 def _store(settings: Settings) -> Any:
@@ -57,10 +61,7 @@ def _find(store: Any, ident: str) -> Any:
 
 # ---------------------------------------------------------------- serve
 def cmd_serve(args: argparse.Namespace) -> int:
-    from dunning.logs import configure
-
     settings, cfg = _settings()
-    configure(settings.log_format, settings.log_level)
     from dunning.cli import ensure_broker
 
     ensure_broker(settings)
@@ -82,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     settings, _ = _settings()
     with _store(settings) as store:
-        docs = store.list(unsent=args.unsent, account=args.account, run=args.run)
+        docs = store.documents(unsent=args.unsent, account=args.account, run=args.run)
     if args.json:
         for d in docs:
             print(json.dumps(d.summary(), ensure_ascii=False))
@@ -98,7 +99,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    print(f"{len(docs)} letters", file=sys.stderr)
+    print(f"{len(docs)} letter{'' if len(docs) == 1 else 's'}", file=sys.stderr)
     return 0
 
 
@@ -156,7 +157,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         docs = asyncio.run(Mailer(cfg, store).send_due(include_waiting=True))
         for doc in docs:
             print(_report(doc))
-        unknown = store.list(unsent=True)
+        unknown = store.documents(unsent=True)
         unknown = [d for d in unknown if d.status == "unknown"]
     failed = [d for d in docs if d.status != "sent"]
     print(f"{len(docs) - len(failed)} sent, {len(failed)} failed", file=sys.stderr)
@@ -203,7 +204,7 @@ def cmd_print(args: argparse.Namespace) -> int:
 
     settings, _ = _settings()
     with _store(settings) as store:
-        docs = store.list(run=args.run, delivery="print")
+        docs = store.documents(run=args.run, delivery="print")
     if not docs:
         raise SystemExit(f"dunning: no print letters for run {args.run!r}")
     docs.sort(key=lambda d: (d.account_id, d.command_id))

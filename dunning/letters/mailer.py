@@ -23,7 +23,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 import structlog
 
 from dunning.letters.config import LetterSettings
-from dunning.letters.model import Letter
+from dunning.letters.model import Letter, one_line
 from dunning.letters.store import Document, Store, now_utc
 from dunning.letters.wording import wording
 
@@ -83,9 +83,9 @@ def build_message(cfg: LetterSettings, letter: Letter, doc: Document, pdf: bytes
         "sender": cfg.letterhead.name,
     }
     msg = EmailMessage()
-    msg["From"] = formataddr((cfg.letterhead.name, cfg.smtp_from))
-    msg["To"] = formataddr((letter.recipient.name, letter.email))
-    msg["Subject"] = w.text("email_subject", **values)
+    msg["From"] = formataddr((one_line(cfg.letterhead.name), cfg.smtp_from))
+    msg["To"] = formataddr((one_line(letter.recipient.name), letter.email))
+    msg["Subject"] = one_line(w.text("email_subject", **values))
     msg["Date"] = format_datetime(now_utc())
     domain = cfg.smtp_from.rpartition("@")[2] or "localhost"
     msg["Message-ID"] = make_msgid(domain=domain)

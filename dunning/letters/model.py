@@ -55,6 +55,13 @@ def _str(record: Mapping[str, Any], name: str, *, required: bool = True) -> str:
     return value
 
 
+def one_line(text: str) -> str:
+    """Text for one printed line: control characters (line breaks…) become spaces."""
+    if text.isprintable():
+        return text
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
 def _int(record: Mapping[str, Any], name: str) -> int:
     value = record.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -167,11 +174,11 @@ class Letter:
             language=_str(record, "language", required=False).strip() or "en",
             channel=channel,
             recipient=Recipient(
-                name=_str(rec, "name"),
+                name=one_line(_str(rec, "name")),
                 address=Address(
-                    lines=tuple(lines),
-                    postal_code=_str(addr, "postal_code", required=False),
-                    city=_str(addr, "city", required=False),
+                    lines=tuple(one_line(x) for x in lines),
+                    postal_code=one_line(_str(addr, "postal_code", required=False)),
+                    city=one_line(_str(addr, "city", required=False)),
                     country=_str(addr, "country", required=False).upper(),
                 ),
                 email=email or None,

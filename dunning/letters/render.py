@@ -7,6 +7,7 @@ letter's as-of date, the producer is fixed, and the file id is a hash of the con
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
@@ -20,8 +21,11 @@ from fpdf.enums import TableBordersLayout, XPos, YPos
 from fpdf.fonts import FontFace
 
 from dunning.letters.config import Letterhead
-from dunning.letters.model import Letter
+from dunning.letters.model import Letter, one_line
 from dunning.letters.wording import Wording, wording
+
+#: fontTools says what it prunes from every embedded font at INFO: noise in our logs.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 PRODUCER = "dunning-engine letters"
 FONT = "DejaVuSans"
@@ -87,7 +91,7 @@ class _LetterPDF(FPDF):
         first = " · ".join([lh.name, *lh.address, *([lh.contact] if lh.contact else [])])
         self.para(WIDTH - 35, 3.4, first)
         if lh.bank:
-            self.para(WIDTH - 35, 3.4, f"{self.words.label('bank')}: {lh.bank}")
+            self.para(WIDTH - 35, 3.4, self.words.text("bank_line", bank=lh.bank))
         self.set_xy(210 - RIGHT - 35, -22.5)
         page = self.words.label("page").format(page=self.page_no(), pages="{nb}")
         self.cell(35, 3.4, page, align="R")
@@ -100,7 +104,7 @@ def render(letter: Letter, letterhead: Letterhead) -> Rendered:
     title = w.level(letter.level).title
     pdf = _LetterPDF(w, letterhead)
     pdf.set_creation_date(datetime.combine(letter.as_of_date, time(0), tzinfo=UTC))
-    pdf.set_title(f"{title} – {letter.account_id}")
+    pdf.set_title(f"{title} – {one_line(letter.account_id)}")
     pdf.set_author(letterhead.name)
     pdf.set_subject(title)
     pdf.set_lang(w.locale.language)
@@ -157,7 +161,7 @@ def _info(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
     x, y = 132.0, 50.0
     for label, value, size in (
         (w.label("date"), w.date_long(letter.as_of_date), 9.5),
-        (w.label("account"), letter.account_id, 9.5),
+        (w.label("account"), one_line(letter.account_id), 9.5),
         (w.label("reference"), letter.notice_id, 7.5),
     ):
         pdf.set_xy(x, y)
@@ -206,8 +210,8 @@ def _body(pdf: _LetterPDF, letter: Letter, w: Wording, title: str, lh: Letterhea
             head.cell(w.label(key))
         for item in letter.items:
             row = table.row()
-            row.cell(item.invoice_id)
-            row.cell(item.item_id)
+            row.cell(one_line(item.invoice_id))
+            row.cell(one_line(item.item_id))
             row.cell(w.date_short(item.due_date))
             row.cell(w.number(item.days_in_arrears))
             row.cell(money(item.open_amount))
@@ -237,13 +241,14 @@ def _body(pdf: _LetterPDF, letter: Letter, w: Wording, title: str, lh: Letterhea
     # Pay-by, bank, closing.
     pdf.set_font(FONT, "B", 10)
     pay = w.text("pay_by", total_due=money(letter.total_due),
-                 pay_by=w.date_long(letter.pay_by), account_id=letter.account_id)
+                 pay_by=w.date_long(letter.pay_by).replace(" ", "\u00a0"),
+                 account_id=one_line(letter.account_id))
     pdf.para(WIDTH, 5, pay)
     pdf.set_font(FONT, "", 10)
     if lh.bank:
         pdf.ln(1.5)
         pdf.set_font(FONT, "", 9)
-        pdf.para(WIDTH, 4.8, f"{w.label('bank')}: {lh.bank}")
+        pdf.para(WIDTH, 4.8, w.text("bank_line", bank=lh.bank))
         pdf.set_font(FONT, "", 10)
     pdf.ln(2.5)
     pdf.para(WIDTH, 5, w.text("already_paid"))

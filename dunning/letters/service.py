@@ -10,7 +10,7 @@ and these are its outputs.
 E-mail letters are sent by a second task, so a slow SMTP server never stalls the consumer.
 
 For tests and the demo: `await LetterService(settings).run_until_idle(idle_seconds)`, or
-`render_pending(settings, idle_seconds=...)`, which return the documents they rendered.
+`await render_pending(settings, idle_seconds=...)`: both return the documents rendered.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ import re
 import signal
 import tempfile
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer
+from babel.numbers import get_currency_precision
 
 from dunning.codec import Codec
 from dunning.letters.config import LetterSettings, group_id, letters_dir
@@ -58,6 +60,12 @@ def document_path(letter: Letter) -> Path:
     return Path(letter.as_of_date.isoformat()) / name
 
 
+def _amount(value: Decimal, currency: str) -> str:
+    """An amount as a string in the currency's minor unit (`"119.00"`, `"500"` for JPY)."""
+    digits = get_currency_precision(currency)
+    return str(value.quantize(Decimal(1).scaleb(-digits)))
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pdf")
@@ -77,9 +85,11 @@ class LetterService:
 
     def __init__(
         self, settings: Settings, cfg: LetterSettings | None = None, *,
-        send: SendFn = smtp_send, sleep: SleepFn = asyncio.sleep,
+        send: SendFn = smtp_send, sleep: SleepFn = asyncio.sleep, group: str | None = None,
     ) -> None:
+        """`group`: another consumer group than `<topic prefix>dunning-letters`."""
         self.settings = settings
+        self.group = group or group_id(settings)
         self.cfg = cfg if cfg is not None else LetterSettings.from_env()
         self.folder = letters_dir(settings)
         self.store = Store(self.folder)
@@ -117,7 +127,7 @@ class LetterService:
             "language": letter.language, "template_language": rendered.language,
             "fallback": int(rendered.fallback), "channel": letter.channel,
             "delivery": "email" if emailed else "print", "email": letter.email,
-            "currency": letter.currency, "total_due": str(letter.total_due),
+            "currency": letter.currency, "total_due": _amount(letter.total_due, letter.currency),
             "as_of_date": letter.as_of_date.isoformat(), "title": rendered.title,
             "filename": rendered.filename, "created_at": iso(now_utc()),
             "pdf_path": rel.as_posix(), "sha256": rendered.sha256, "pages": rendered.pages,
@@ -225,7 +235,7 @@ class LetterService:
         s = self.settings
         consumer = AIOKafkaConsumer(
             s.topic(LETTERS_TOPIC), s.topic(HISTORY_TOPIC),
-            group_id=group_id(s), enable_auto_commit=False, auto_offset_reset="earliest",
+            group_id=self.group, enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=200, **s.kafka_client_kwargs(),  # type: ignore[arg-type]
         )
         await consumer.start()
@@ -235,7 +245,7 @@ class LetterService:
         self._last_record = started
         tasks = [asyncio.create_task(self._consume(stop, consumer)),
                  asyncio.create_task(self._send_loop(stop, 0.5 if idle_seconds else poll))]
-        log.info("letters service started", group=group_id(s), folder=str(self.folder),
+        log.info("letters service started", group=self.group, folder=str(self.folder),
                  email=self.cfg.email_enabled)
         try:
             joined_at: float | None = None
@@ -278,9 +288,14 @@ class LetterService:
         await self.run(stop)
 
 
-async def arender_pending(
+async def render_pending(
     settings: Settings, idle_seconds: float = 3.0, cfg: LetterSettings | None = None,
 ) -> list[Document]:
+    """Render every letter command not rendered yet (and e-mail them when an SMTP server is
+    configured), until the letters topic has been quiet for `idle_seconds`; returns the
+    documents rendered by this call (`Document.pdf_path` is the PDF). For the demo:
+    `asyncio.run(render_pending(settings, idle_seconds=1.0))`. `cfg` defaults to
+    `LetterSettings.from_env()`."""
     service = LetterService(settings, cfg)
     try:
         return await service.run_until_idle(idle_seconds)
@@ -288,13 +303,11 @@ async def arender_pending(
         service.close()
 
 
-def render_pending(
+def render_pending_sync(
     settings: Settings, idle_seconds: float = 3.0, cfg: LetterSettings | None = None,
 ) -> list[Document]:
-    """Render every letter command not rendered yet (and e-mail them when an SMTP server is
-    configured), until the letters topic has been quiet for `idle_seconds`. Returns the
-    documents rendered by this call (`Document.pdf_path` is the PDF). For the demo."""
-    return asyncio.run(arender_pending(settings, idle_seconds, cfg))
+    """`render_pending` for code without an event loop."""
+    return asyncio.run(render_pending(settings, idle_seconds, cfg))
 
 
 def pick_examples(docs: Sequence[Document], n: int = 3) -> list[Document]:

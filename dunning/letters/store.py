@@ -222,7 +222,7 @@ class Store:
             raise KeyError(command_id)
         return str(row[0])
 
-    def list(
+    def documents(
         self, *, unsent: bool = False, account: str | None = None, run: str | None = None,
         delivery: str | None = None,
     ) -> list[Document]:
