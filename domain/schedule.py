@@ -22,8 +22,9 @@ from domain.procedures import Procedure, Terms
 __all__ = ["next_evaluation_day"]
 
 
-def _first_free_day(locks: tuple[Lock, ...], item_id: str, day: int) -> int:
-    """The first day ``>= day`` on which neither the account nor ``item_id`` is locked."""
+def _first_free_day(locks: tuple[Lock, ...], item_id: str | None, day: int) -> int:
+    """The first day ``>= day`` on which neither the account nor ``item_id`` is locked
+    (``item_id=None``: only account locks count)."""
     moved = True
     while moved:
         moved = False
@@ -87,7 +88,7 @@ def next_evaluation_day(
         if last is not None and day < last + terms.min_days_between_dunnings:
             day = last + terms.min_days_between_dunnings
             if account.locks:
-                day = _first_free_day(account.locks, "\0no item\0", day)
+                day = _first_free_day(account.locks, None, day)
         if result is None or day < result:
             result = day
     return result
