@@ -80,6 +80,7 @@ __all__ = [
     "credit",
     "evolve",
     "group_last_notice_day",
+    "held",
     "is_locked",
     "new_account",
     "notice_ids",
