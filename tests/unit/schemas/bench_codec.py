@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import timeit
 from collections.abc import Callable
+from functools import partial
 
 from dunning.codec import Codec
 
@@ -31,10 +32,10 @@ def main() -> None:
             raw = to_raw(record)
             data = codec.encode("DunningProposed", record)
             assert codec.encode_raw("DunningProposed", raw) == data
-            enc = best_us(lambda r=record: codec.encode("DunningProposed", r))  # type: ignore[misc]
-            enc_raw = best_us(lambda r=raw: codec.encode_raw("DunningProposed", r))  # type: ignore[misc]
-            dec = best_us(lambda d=data: codec.decode(d))  # type: ignore[misc]
-            dec_raw = best_us(lambda d=data: codec.decode_raw(d))  # type: ignore[misc]
+            enc = best_us(partial(codec.encode, "DunningProposed", record))
+            enc_raw = best_us(partial(codec.encode_raw, "DunningProposed", raw))
+            dec = best_us(partial(codec.decode, data))
+            dec_raw = best_us(partial(codec.decode_raw, data))
             print(
                 f"{fmt:13s} DunningProposed {label} ({len(data)} B): encode {enc:5.1f} µs, "
                 f"encode_raw {enc_raw:5.1f} µs, decode {dec:5.1f} µs, decode_raw {dec_raw:5.1f} µs"
