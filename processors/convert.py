@@ -259,6 +259,8 @@ def _walk(node: Any, value: Any, currency: str | None, names: dict[str, Any]) ->
             name = f["name"]
             if isinstance(value, dict):
                 raw = value.get(name, _MISSING)
+                if raw is _MISSING and name in _ALIASES:
+                    raw = value.get(_ALIASES[name], _MISSING)
             else:
                 raw = getattr(value, name, _MISSING)
                 if raw is _MISSING and name in _ALIASES:
