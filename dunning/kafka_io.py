@@ -73,6 +73,18 @@ async def publish_raw(settings: Settings, topic: str, value: bytes, key: bytes |
         await producer.stop()
 
 
+class UnknownTopic(LookupError):
+    pass
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, name: str) -> list[TopicPartition]:
+    """The partitions of a topic, from fresh metadata (a new client knows none yet)."""
+    if name not in await consumer.topics():
+        raise UnknownTopic(f"no topic {name!r} on the broker; run `dunning topics apply`")
+    parts = consumer.partitions_for_topic(name) or set()
+    return [TopicPartition(name, p) for p in sorted(parts)]
+
+
 @dataclass
 class Received:
     topic: str
@@ -99,8 +111,7 @@ async def read(
                                 fetch_max_wait_ms=100)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(name) or set()
-        tps = [TopicPartition(name, p) for p in sorted(parts)]
+        tps = await partitions_of(consumer, name)
         consumer.assign(tps)
         if from_beginning:
             await consumer.seek_to_beginning(*tps)

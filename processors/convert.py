@@ -325,8 +325,11 @@ def notice_history(account: Any, notice: Any) -> tuple[str, dict[str, Any]]:
 
 
 def reversal_history(account: Any, reversal: Any) -> tuple[str, dict[str, Any]]:
+    from domain.notice import find_notice
+
+    currency = account.notices[find_notice(account, reversal.notice_id)].currency
     return "DunningNoticeReversed", to_avro("DunningNoticeReversed", reversal.history, seq=0,
-                                            prev_hash="")
+                                            prev_hash="", currency=currency)
 
 
 def rejection_history(account: Any, rejected: Any) -> tuple[str, dict[str, Any]]:

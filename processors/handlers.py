@@ -269,6 +269,9 @@ class Handlers:
             targets = {tp.topic: off for tp, off in ends.items() if tp.partition == p}
             outs.append(self.internal(cat.PARTITION_WORK, {
                 "kind": "slice", "run_id": run_id, "as_of": as_of, "targets": targets,
+                # A rerun after a deletion looks at every account: the deleted attempt
+                # moved the due index of the accounts it evaluated past this as-of day.
+                "full": attempt > 1,
             }, None, p))
         await self.send(outs)
         log.info("proposal run started", run_id=run_id, as_of=as_of)
@@ -381,7 +384,8 @@ class Handlers:
         await self.procedures.ready.wait()
         procs = self.procedures.get()
         version_key = b"v|index"
-        full = self.work_index.get(version_key) != self.procedures.version.encode()
+        full = msg.get("full") or (
+            self.work_index.get(version_key) != self.procedures.version.encode())
         counts = {"kind": "slice_done", "run_id": run_id, "partition": partition,
                   "evaluated": 0, "proposals": 0, "unknown": 0, "notices": 0, "commands": 0}
         for batch in self._candidates(partition, as_of, full):
