@@ -144,7 +144,8 @@ def input_event(
         cur = currency_of_items(item_ids)
         if cur is None:
             raise Unusable("unknown_item",
-                           f"instalment plan {r['plan_id']} names items the account does not know")
+                           f"instalment plan {r['plan_id']}: neither its items nor the account "
+                           "are known, so the currency of its amounts is not")
         return ev.InstallmentPlanCreated(
             r["event_id"], r["account_id"], r["plan_id"], item_ids,
             tuple(

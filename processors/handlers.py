@@ -52,9 +52,14 @@ SCAN_BATCH = 2000
 
 
 def items_currency(account: Account, item_ids: tuple[str, ...]) -> str | None:
-    """The currency of the first of `item_ids` the account knows."""
+    """The currency of an instalment plan's amounts: its source items' (the first the
+    account knows), else the account's own currency; None when the account knows neither
+    (the plan is dead-lettered and can be replayed once the account exists)."""
     wanted = set(item_ids)
-    return next((it.currency for it in account.items if it.item_id in wanted), None)
+    known = next((it.currency for it in account.items if it.item_id in wanted), None)
+    if known is None and account.master is not None:
+        return account.master.currency
+    return known
 
 
 def pending_of_run(account: Account, run_id: str) -> list[str]:
