@@ -321,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--by", default="cli")
     rv.set_defaults(func=cmd_reverse)
 
+    from dunning.letters.cli import register as register_letters
+
+    register_letters(sub)
+
     d = sub.add_parser("demo", help="the whole story on the embedded broker")
     d.add_argument("--accounts", type=int, default=300)
     d.set_defaults(func=cmd_demo)

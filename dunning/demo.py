@@ -81,6 +81,9 @@ async def _wait_record(settings: Settings, topic: str, rtype: str, run_id: str,
 
 
 def run_demo(settings: Settings, accounts: int = 300) -> int:
+    from dunning.logs import configure
+
+    configure(settings.log_format, "WARNING")
     started = time.monotonic()
     broker = None
     if settings.broker == EMBEDDED and not port_open(settings.embedded_port):
@@ -170,12 +173,9 @@ def run_demo(settings: Settings, accounts: int = 300) -> int:
 
 def _render_letters(settings: Settings) -> None:
     """Render the run's letters as PDFs with the reference letter service."""
-    try:
-        from dunning.letters.service import render_pending
-    except ImportError:
-        return
+    from dunning.letters.service import pick_examples, render_pending
+
     docs = asyncio.run(render_pending(settings, idle_seconds=1.0))
-    if docs:
-        say(f"rendered {len(docs)} letters; open these PDFs:")
-        for doc in docs[:3]:
-            say(f"  {getattr(doc, 'pdf_path', doc)}")
+    say(f"rendered {len(docs)} letters as PDF; open these three:")
+    for doc in pick_examples(docs, 3):
+        say(f"  {doc.pdf_path}")

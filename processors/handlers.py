@@ -62,6 +62,20 @@ def items_currency(account: Account, item_ids: tuple[str, ...]) -> str | None:
     return known
 
 
+REPLAY_HEADER = "dunning-replay-of"
+
+
+def replayed_dead_letter(message: Any) -> str | None:
+    """The id of the dead letter this record is a replay of (`dunning dead-letters replay`
+    sets the header), or None."""
+    headers = message.headers or ()
+    items = headers.items() if isinstance(headers, dict) else headers
+    for key, value in items:
+        if key == REPLAY_HEADER and value:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
 def pending_of_run(account: Account, run_id: str) -> list[str]:
     return [p.proposal_id for p in account.pending if p.run_id == run_id]
 
@@ -128,6 +142,9 @@ class Handlers:
             offset=message.offset, key=message.key, value=message.value, code=code,
             detail=detail,
         )
+        replay_of = replayed_dead_letter(message)
+        if replay_of:  # a replayed dead letter that failed again keeps its id
+            record["event_id"] = replay_of
         await self.send([self.out(cat.DEAD_LETTERS, "DeadLetter", record,
                                   self.logical(message.topic))])
 
