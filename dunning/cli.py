@@ -324,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dunning.letters.cli import register as register_letters
 
     register_letters(sub)
+    from dunning.deadletters import register as register_dead_letters
+
+    register_dead_letters(sub)
 
     d = sub.add_parser("demo", help="the whole story on the embedded broker")
     d.add_argument("--accounts", type=int, default=300)

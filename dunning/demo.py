@@ -11,15 +11,16 @@ import time
 import urllib.request
 from collections import Counter
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from domain.money import from_minor, to_minor
 from domain.procedures import parse_procedures
 from dunning.broker import EmbeddedBroker, free_port, port_open
-from dunning.kafka_io import publish, read_all
+from dunning.kafka_io import publish, read, read_all
 from dunning.sample import month
 from dunning.settings import EMBEDDED, Settings
 from processors.convert import new_event_id, procedure_record
@@ -71,12 +72,10 @@ def _ready(settings: Settings) -> bool:
 
 async def _wait_record(settings: Settings, topic: str, rtype: str, run_id: str,
                        timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for rec in await read_all(settings, topic, idle_timeout=0.2):
-            if rec.record_type == rtype and rec.record and rec.record.get("run_id") == run_id:
-                return rec.record
-        await asyncio.sleep(0.5)
+    """Follow a topic until the record arrives (one consumer, no polling)."""
+    async for rec in read(settings, topic, idle_timeout=timeout, until_end=False):
+        if rec.record_type == rtype and rec.record and rec.record.get("run_id") == run_id:
+            return rec.record
     raise SystemExit(f"dunning demo: no {rtype} for {run_id} within {timeout} s")
 
 
@@ -117,47 +116,23 @@ def run_demo(settings: Settings, accounts: int = 300) -> int:
         t0 = time.monotonic()
         n = 0
         for topic, records in sample.by_topic():
-            n += asyncio.run(publish(settings, topic, records))
+            if topic != "billing.payments":
+                n += asyncio.run(publish(settings, topic, records))
         say(f"published {n} billing events for {accounts} accounts "
             f"({time.monotonic() - t0:.1f} s); notable: "
             + ", ".join(f"{k} ({v})" for k, v in sample.notable.items()))
-        payment_run_id = sample.payment_runs[0][1]["run_id"]
-        t_run = time.monotonic()
-        asyncio.run(publish(settings, PAYMENT_RUNS, sample.payment_runs))
-        run_id = f"{payment_run_id}/1"
-        completed = asyncio.run(_wait_record(settings, RUNS, "ProposalRunCompleted", run_id))
-        proposal_seconds = time.monotonic() - t_run
-        say(f"proposal run {run_id}: {completed['accounts_evaluated']} accounts evaluated, "
-            f"{completed['proposals']} proposals ({proposal_seconds:.2f} s from the payment run)")
-        proposals = [r.record for r in asyncio.run(read_all(settings, PROPOSALS)) if r.record]
-        levels = Counter(p["level"] for p in proposals)
-        per_level = ", ".join(f"level {k}: {v}" for k, v in sorted(levels.items()))
-        say(f"proposals per level: {per_level}")
-        t_act = time.monotonic()
-        asyncio.run(publish(settings, "dunning.decisions", [(
-            "RunApproved", {"event_id": new_event_id(), "run_id": run_id,
-                            "decided_by": "demo"})]))
-        done = asyncio.run(_wait_record(settings, RUNS, "ActivityRunCompleted", run_id))
-        activity_seconds = time.monotonic() - t_act
-        say(f"activity run: {done['notices']} notices, {done['commands']} commands "
-            f"({activity_seconds:.2f} s from the approval)")
-        say("commands per topic:")
-        letters = []
-        for topic in (LETTERS, LOCKS, COLLECTIONS, DEPOSITS, WORKFLOWS, POSTINGS, HISTORY):
-            recs = asyncio.run(read_all(settings, topic, idle_timeout=0.2))
-            say(f"  {topic:<22} {len(recs)}")
-            if topic == LETTERS:
-                letters = [r.record for r in recs if r.record]
-        say("three sample letters:")
-        for letter in letters[:3]:
-            items = ", ".join(f"{i['item_id']} {i['open_amount']}" for i in letter["items"])
-            say(f"  {letter['account_id']} level {letter['level']} ({letter['language']}, "
-                f"{letter['channel']}): {items}; charge {letter['charge']}, interest "
-                f"{letter['interest']}, total due {letter['total_due']} {letter['currency']}")
+        # A month of weekly payment runs; the customers' payments arrive in the last week.
+        for week in (4, 3, 2, 1, 0):
+            as_of = AS_OF - timedelta(days=7 * week)
+            if week == 0:
+                paid = asyncio.run(publish(settings, "billing.payments", sample.payments))
+                say(f"published {paid} payments received in the last week")
+            _payment_run(settings, f"PR-{as_of.isoformat()}", as_of)
+        _summary(settings)
         _render_letters(settings)
-        say(f"where to look next: dunning consume {settings.topic_prefix}dunning.history "
-            f"--from-beginning (with DUNNING_TOPIC_PREFIX={settings.topic_prefix}); "
-            "README.md; docs/ARCHITECTURE.md")
+        say(f"where to look next: DUNNING_TOPIC_PREFIX={settings.topic_prefix} "
+            f"DUNNING_EMBEDDED_PORT={settings.embedded_port} dunning consume dunning.history "
+            "--from-beginning; README.md; docs/ARCHITECTURE.md")
         say(f"demo finished in {time.monotonic() - started:.1f} s")
         return 0
     finally:
@@ -169,6 +144,53 @@ def run_demo(settings: Settings, accounts: int = 300) -> int:
                 os.killpg(worker.pid, signal.SIGKILL)
         if broker is not None:
             broker.stop()
+
+
+def _payment_run(settings: Settings, payment_run_id: str, as_of: date) -> None:
+    """One payment run: the proposal run it starts, then approval of what is left."""
+    t_run = time.monotonic()
+    asyncio.run(publish(settings, PAYMENT_RUNS, [("PaymentRunCompleted", {
+        "event_id": f"demo-{payment_run_id}", "run_id": payment_run_id, "as_of_date": as_of,
+        "completed_at": datetime.combine(as_of, datetime.min.time(), UTC), "payment_count": None,
+    })]))
+    run_id = f"{payment_run_id}/1"
+    completed = asyncio.run(_wait_record(settings, RUNS, "ProposalRunCompleted", run_id))
+    proposal_seconds = time.monotonic() - t_run
+    t_act = time.monotonic()
+    asyncio.run(publish(settings, "dunning.decisions", [(
+        "RunApproved", {"event_id": new_event_id(), "run_id": run_id, "decided_by": "demo"})]))
+    done = asyncio.run(_wait_record(settings, RUNS, "ActivityRunCompleted", run_id))
+    say(f"{as_of}: proposal run {run_id}: {completed['accounts_evaluated']} accounts evaluated, "
+        f"{completed['proposals']} proposals in {proposal_seconds:.2f} s; approved: "
+        f"{done['notices']} notices, {done['commands']} commands in "
+        f"{time.monotonic() - t_act:.2f} s (CONSUMER proposals are auto-approved)")
+
+
+def _amount(value: Any, currency: str) -> str:
+    return str(from_minor(to_minor(value, currency), currency))
+
+
+def _summary(settings: Settings) -> None:
+    proposals = [r.record for r in asyncio.run(read_all(settings, PROPOSALS)) if r.record]
+    levels = Counter(p["level"] for p in proposals)
+    per_level = ", ".join(f"level {k}: {v}" for k, v in sorted(levels.items()))
+    say(f"proposals per level over the month: {per_level}")
+    say("commands per topic:")
+    letters: list[dict[str, Any]] = []
+    for topic in (LETTERS, LOCKS, COLLECTIONS, DEPOSITS, WORKFLOWS, POSTINGS, HISTORY):
+        recs = asyncio.run(read_all(settings, topic, idle_timeout=0.2))
+        say(f"  {topic:<22} {len(recs)}")
+        if topic == LETTERS:
+            letters = [r.record for r in recs if r.record]
+    say("three sample letters:")
+    for letter in sorted(letters, key=lambda r: -r["level"])[:3]:
+        cur = letter["currency"]
+        items = ", ".join(f"{i['item_id']} {_amount(i['open_amount'], cur)}"
+                          for i in letter["items"])
+        say(f"  {letter['account_id']} level {letter['level']} ({letter['language']}, "
+            f"{letter['channel']}), as of {letter['as_of_date']}: {items}; charge "
+            f"{_amount(letter['charge'], cur)}, interest {_amount(letter['interest'], cur)}, "
+            f"total due {_amount(letter['total_due'], cur)} {cur}")
 
 
 def _render_letters(settings: Settings) -> None:
