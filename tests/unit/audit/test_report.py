@@ -1,0 +1,89 @@
+"""What an auditor gets: one JSON object per account, a table, CSV and JSON exports."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from decimal import Decimal
+
+import pytest
+
+from dunning.audit.cli import register
+from dunning.audit.report import account_json, amount, export_csv, export_json, render_table
+from tests.unit.audit.builders import D1, encoded, log, replay, story
+
+
+@pytest.fixture(scope="module")
+def rebuilt():
+    return replay(log(encoded(story("ACC-7"))), keep_records=True)[0]["ACC-7"]
+
+
+def test_amounts_show_the_currency_minor_unit_and_never_round():
+    assert amount(Decimal("5.000"), "EUR") == "5.00"
+    assert amount(Decimal("500.000"), "JPY") == "500"
+    assert amount(Decimal("1.250"), "KWD") == "1.250"
+    assert amount(Decimal("0.125"), "EUR") == "0.125"
+    assert amount(Decimal("-0.000"), "EUR") == "0.00"
+
+
+def test_the_json_line_of_an_account(rebuilt):
+    body = json.loads(json.dumps(account_json(rebuilt)))
+    assert body["account_id"] == "ACC-7" and body["seq"] == 4 and body["chain"] == "intact"
+    assert body["items"]["x"] == {"level": 1, "last_dunned": "2026-11-20",
+                                  "interest_until": None, "changed_by_seq": 4}
+    n2 = body["notices"][1]
+    assert (n2["charge"], n2["interest"], n2["total_due"]) == ("5.00", "1.26", "156.26")
+    assert n2["in_effect"] is False and n2["reversed_items"] == ["x", "y"]
+    assert n2["items"][0]["new_interest_until"] == "2026-12-11"
+    assert body["reversals"][0]["reason"] == "customer complaint"
+    assert body["rejected_proposals"][0]["decided_by"] == "reviewer"
+    assert len(body["head"]) == 64 and body["problems"] == []
+
+
+def test_the_table_lists_records_in_seq_order_and_the_items(rebuilt):
+    text = render_table(rebuilt)
+    assert text.startswith("account ACC-7: 4 history records (seq 1..4), chain intact")
+    rows = [line.split()[0] for line in text.splitlines()
+            if line.strip()[:1].isdigit() and "-" in line.split()[1]]
+    assert rows == ["1", "2", "3", "4"]
+    assert "proposal rejected" in text and "(reversed)" in text
+    assert "  x                                1  2026-11-20" in text
+
+
+def test_csv_export_has_a_row_per_item_of_every_record_with_its_place(rebuilt):
+    rows = list(csv.DictReader(io.StringIO(export_csv(rebuilt))))
+    assert [r["seq"] for r in rows] == ["1", "1", "2", "2", "3", "4", "4"]
+    first = rows[0]
+    assert (first["partition"], first["offset"], first["prev_hash"]) == ("0", "0", "")
+    assert first["item_id"] == "x" and first["new_level"] == "1"
+    assert rows[2]["charge"] == "5.00" and rows[2]["item_interest"] == "1.26"
+    assert rows[4]["record_type"] == "history.ProposalRejected" and rows[4]["item_id"] == ""
+    assert rows[5]["reversal_id"] and rows[5]["by"] == "auditor"
+    assert rows[2]["prev_hash"] == first["hash"] == rows[1]["hash"]
+
+
+def test_json_export_holds_every_record_as_on_the_topic(rebuilt):
+    body = json.loads(json.dumps(export_json(rebuilt)))
+    chain = body["chain_records"]
+    assert [c["seq"] for c in chain] == [1, 2, 3, 4]
+    assert chain[1]["prev_hash"] == chain[0]["hash"]
+    assert chain[0]["record"]["type"] == "DunningNoticeIssued"
+    assert chain[0]["record"]["recorded_for"] == D1.isoformat()
+    assert chain[2]["record"]["type"] == "ProposalRejected"
+
+
+def test_the_cli_parses_its_three_subcommands():
+    parser = argparse.ArgumentParser(prog="dunning")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["audit", "replay", "--account", "A", "--as-of", "2026-11-20"])
+    assert (args.account, args.as_of, args.out) == ("A", D1, None)
+    args = parser.parse_args(["audit", "verify", "--worker", "http://127.0.0.1:1"])
+    assert args.worker == "http://127.0.0.1:1" and not args.chain_only
+    args = parser.parse_args(["audit", "export", "--account", "A", "--format", "csv"])
+    assert args.format == "csv"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["audit", "replay", "--as-of", "20.11.2026"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["audit", "export", "--account", "A", "--format", "xml"])
