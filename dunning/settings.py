@@ -186,6 +186,8 @@ class Settings:
     auto_approve: bool = False
     #: Prefix for every topic name (tests use it for isolation); empty in production.
     topic_prefix: str = ""
+    #: Accounts a run slice or an activity run handles between two waits for the broker.
+    run_batch: int = 2000
     # -- security of the Kafka connection --------------------------------------------------
     #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     security_protocol: str = "PLAINTEXT"
@@ -242,6 +244,7 @@ class Settings:
             log_level=log_level,
             auto_approve=_bool(env, "DUNNING_AUTO_APPROVE", False),
             topic_prefix=env.get("DUNNING_TOPIC_PREFIX", ""),
+            run_batch=_int(env, "DUNNING_RUN_BATCH", 2000, 1),
             security_protocol=protocol,
             sasl_mechanism=mechanism.upper() if mechanism else None,
             sasl_username=_str(env, "DUNNING_SASL_USERNAME"),

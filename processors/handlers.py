@@ -48,7 +48,6 @@ from topics import catalogue as cat
 log = structlog.get_logger("dunning.worker")
 
 Out = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition
-SCAN_BATCH = 2000
 
 
 def items_currency(account: Account, item_ids: tuple[str, ...]) -> str | None:
@@ -469,7 +468,7 @@ class Handlers:
             if raw is None:
                 continue
             batch.append(StoredAccount.loads(raw))
-            if len(batch) >= SCAN_BATCH:
+            if len(batch) >= self.settings.run_batch:
                 yield batch
                 batch = []
         if batch:
@@ -539,22 +538,28 @@ class Handlers:
         await self.send(outs)
         self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
 
-    def _run_accounts(self, partition: int, run_id: str) -> list[StoredAccount]:
+    def _run_account_ids(self, partition: int, run_id: str) -> list[str]:
+        """The accounts of this partition with a proposal of the run (from the index)."""
         db = self.partition_db(self.work_index, partition)
         prefix = run_prefix(run_id)
         found = []
         for key in db.keys(from_key=prefix):
             if not key.startswith(prefix):
                 break
-            found.append(self.load(key[len(prefix):].decode()))
+            found.append(key[len(prefix):].decode())
         return found
+
+    def _run_accounts(self, partition: int, run_id: str) -> Iterable[list[StoredAccount]]:
+        """Those accounts, loaded a batch at a time."""
+        ids = self._run_account_ids(partition, run_id)
+        size = self.settings.run_batch
+        for start in range(0, len(ids), size):
+            yield [self.load(account_id) for account_id in ids[start:start + size]]
 
     async def _work_approve_run(self, partition: int, msg: dict[str, Any]) -> None:
         run_id = msg["run_id"]
         totals = {"notices": 0, "commands": 0}
-        accounts = self._run_accounts(partition, run_id)
-        for start in range(0, len(accounts), SCAN_BATCH):
-            batch = accounts[start:start + SCAN_BATCH]
+        for batch in self._run_accounts(partition, run_id):
             outs: list[Out] = []
             for stored in batch:
                 for proposal_id in pending_of_run(stored.account, run_id):
@@ -569,10 +574,13 @@ class Handlers:
             run_id)])
 
     async def _work_delete_run(self, partition: int, msg: dict[str, Any]) -> None:
-        for stored in self._run_accounts(partition, msg["run_id"]):
-            stored.account = notices.drop_run(stored.account, msg["run_id"])
-            self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
-            del self.work_index[run_key(msg["run_id"], stored.account.account_id)]
+        for batch in self._run_accounts(partition, msg["run_id"]):
+            for stored in batch:
+                if notices.run_executed(stored.account, msg["run_id"]):
+                    continue  # an executed notice cannot be deleted, only reversed
+                stored.account = notices.drop_run(stored.account, msg["run_id"])
+                self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
+                del self.work_index[run_key(msg["run_id"], stored.account.account_id)]
 
     async def _work_reverse(self, partition: int, msg: dict[str, Any]) -> None:
         targets: list[tuple[StoredAccount, list[str]]] = []
@@ -581,9 +589,10 @@ class Handlers:
             if stored is not None:
                 targets.append((stored, [msg["notice_id"]]))
         else:
-            for stored in self._run_accounts(partition, msg["run_id"]):
-                targets.append((stored, list(notices.notices_of_run(stored.account,
-                                                                     msg["run_id"]))))
+            for batch in self._run_accounts(partition, msg["run_id"]):
+                for stored in batch:
+                    targets.append((stored, list(notices.notices_of_run(stored.account,
+                                                                         msg["run_id"]))))
         item_ids = tuple(msg["item_ids"]) if msg.get("item_ids") else None
         for stored, notice_ids in targets:
             outs: list[Out] = []

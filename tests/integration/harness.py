@@ -40,6 +40,7 @@ def env_for(settings: Settings) -> dict[str, str]:
         "DUNNING_WEB_PORT": str(settings.web_port),
         "DUNNING_AUTO_APPROVE": "true" if settings.auto_approve else "false",
         "DUNNING_LOG_FORMAT": "json",
+        "DUNNING_RUN_BATCH": str(settings.run_batch),
     })
     return env
 
