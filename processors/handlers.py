@@ -31,6 +31,7 @@ from dunning.codec import Codec, CodecError
 from dunning.settings import Settings
 from processors import broker_quirks, convert
 from processors.deadletter import Unusable, dead_letter_record, log_unusable
+from processors.metrics import Metrics
 from processors.procedures import ProcedureCatalog
 from processors.state import (
     NO_DAY,
@@ -95,13 +96,10 @@ class Handlers:
         self.runs = runs
         #: (physical topic, partition) -> offset after the last input event applied.
         self.applied: dict[tuple[str, int], int] = {}
-        self.metrics: dict[str, int] = {}
+        self.metrics = Metrics()
         self._logical = {settings.topic(t.name): t.name for t in cat.CATALOGUE}
 
     # ------------------------------------------------------------------ plumbing
-    def count(self, name: str, n: int = 1) -> None:
-        self.metrics[name] = self.metrics.get(name, 0) + n
-
     def logical(self, physical: str) -> str:
         return self._logical.get(physical, physical)
 
@@ -133,7 +131,7 @@ class Handlers:
             await asyncio.gather(*futures)
 
     async def dead_letter(self, message: Any, code: str, detail: str) -> None:
-        self.count(f"dead_letters.{code}")
+        self.metrics.dead_letters.labels(code).inc()
         log_unusable(code, detail, topic=message.topic, partition=message.partition,
                      offset=message.offset)
         record = dead_letter_record(
@@ -226,7 +224,7 @@ class Handlers:
             rtype, record, lambda ids: items_currency(stored.account, ids))
         digest = hashlib.blake2b(repr(domain_event).encode(), digest_size=8).digest()
         updated = evolve(stored.account, domain_event, digest)
-        self.count(f"applied.{topic}")
+        self.metrics.applied.labels(topic).inc()
         if updated is stored.account:
             return
         stored.account = updated
@@ -355,8 +353,10 @@ class Handlers:
                 if totals["notices"]:
                     out.append(self.out(cat.RUNS, "ActivityRunCompleted", convert.activity_done(
                         run["run_id"], totals), run["run_id"]))
+                seconds = time.time() - run["started_at"]
+                self.metrics.run_seconds.observe(seconds)
                 log.info("proposal run completed", run_id=run["run_id"], **totals,
-                         seconds=round(time.time() - run["started_at"], 3))
+                         seconds=round(seconds, 3))
         elif msg["kind"] == "approve_done":
             run["approved_slices"][str(msg["partition"])] = msg
             if len(run["approved_slices"]) == n:
@@ -401,6 +401,7 @@ class Handlers:
         if done is not None:
             await self.send([self.internal(cat.RUN_PROGRESS, orjson.loads(done), run_id)])
             return
+        started = time.monotonic()
         await self.wait_applied(partition, msg["targets"])
         await self.procedures.ready.wait()
         procs = self.procedures.get()
@@ -441,6 +442,9 @@ class Handlers:
             await asyncio.sleep(0)
         self.work_index[version_key] = self.procedures.version.encode()
         self.work_index[done_key] = orjson.dumps(counts)
+        self.metrics.slice_seconds.observe(time.monotonic() - started)
+        self.metrics.accounts_evaluated.inc(counts["evaluated"])
+        self.metrics.proposals.inc(counts["proposals"])
         await self.send([self.internal(cat.RUN_PROGRESS, counts, run_id)])
 
     def _candidates(self, partition: int, as_of: int, full: bool) -> Iterable[list[StoredAccount]]:
@@ -487,7 +491,8 @@ class Handlers:
         rtype, payload = convert.notice_history(account, notice)
         outs.append(self.history(stored, rtype, payload))
         self.work_index[notice_key(notice.notice_id)] = account.account_id.encode()
-        self.count("notices")
+        self.metrics.notices.inc()
+        self.metrics.commands.inc(len(commands))
         return len(commands), notice.run_id
 
     def history(self, stored: StoredAccount, rtype: str, payload: dict[str, Any]) -> Out:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.types import TP
 from faust.web import Request, Response, View
 
 from processors import convert
@@ -36,8 +37,37 @@ def register(app: faust.App, handlers: Any) -> None:
 
     @app.page("/metrics/")
     async def metrics(web: View, request: Request) -> Response:
-        lines = []
-        for name, value in sorted(handlers.metrics.items()):
-            metric, _, label = name.partition(".")
-            lines.append(f'dunning_{metric}_total{{kind="{label}"}} {value}')
-        return web.text("\n".join(lines) + "\n")
+        # text/plain is the Prometheus text format (version 0.0.4)
+        return web.text(handlers.metrics.exposition().decode())
+
+    def lag() -> list[tuple[list[str], float]]:
+        """Per input partition: the broker's highwater less what this worker applied."""
+        consumer = app.consumer
+        out = []
+        for (topic, partition), applied in sorted(handlers.applied.items()):
+            try:
+                high = consumer.highwater(TP(topic, partition))
+            except Exception:  # not assigned here any more
+                continue
+            if high is not None:
+                out.append(([handlers.logical(topic), str(partition)],
+                            float(max(0, high - applied))))
+        return out
+
+    def table_keys() -> list[tuple[list[str], float]]:
+        out = []
+        for name in ("accounts", "due_index", "work_index"):
+            table = getattr(handlers, name)
+            total = 0
+            for db in list(getattr(table.data, "_dbs", {}).values()):
+                try:
+                    total += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
+                except Exception:  # a store without the property
+                    continue
+            out.append(([name], float(total)))
+        return out
+
+    handlers.metrics.add_gauges("dunning_consumer_lag", "Input records not yet applied",
+                                ["topic", "partition"], lag)
+    handlers.metrics.add_gauges("dunning_table_keys", "Keys in a table on this worker "
+                                "(RocksDB estimate)", ["table"], table_keys)

@@ -81,6 +81,20 @@ class Worker:
         with urllib.request.urlopen(url, timeout=5) as resp:
             return json.loads(resp.read())
 
+    def text(self, path: str) -> str:
+        url = f"http://127.0.0.1:{self.settings.web_port}{path}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the worker's Prometheus metrics (0 when absent)."""
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in self.text("/metrics/").splitlines():
+            head, _, value = line.rpartition(" ")
+            if head == (f"{name}{{{want}}}" if want else name):
+                return float(value)
+        return 0.0
+
     def account(self, account_id: str) -> dict[str, Any] | None:
         try:
             return self.get(f"/accounts/{account_id}/")

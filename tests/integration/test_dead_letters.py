@@ -55,3 +55,9 @@ def test_each_kind_of_bad_input_is_dead_lettered_and_the_worker_goes_on(story):
     state = story.worker.account(acc)
     assert "G2-a" not in state["items"] and "G3-a" not in state["items"]
     assert [p["payment_id"] for p in state["payments"]] == ["OK"]
+    # the metrics endpoint counts both
+    w = story.worker
+    assert w.metric("dunning_dead_letters_total", reason="undecodable") >= 1
+    assert w.metric("dunning_dead_letters_total", reason="key_mismatch") >= 1
+    assert w.metric("dunning_applied_total", topic="billing.payments") >= 1
+    assert "dunning_consumer_lag" in w.text("/metrics/")
