@@ -327,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dunning.deadletters import register as register_dead_letters
 
     register_dead_letters(sub)
+    from dunning.audit.cli import register as register_audit
+
+    register_audit(sub)
 
     d = sub.add_parser("demo", help="the whole story on the embedded broker")
     d.add_argument("--accounts", type=int, default=300)
