@@ -256,7 +256,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dunning", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="dunning", description="The dunning engine: broker, topics, workers, records, "
+        "review, letters, dead letters and audit.")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("broker", help="the embedded single-node broker (Tansu)")
