@@ -7,6 +7,7 @@ record, and agents never do arithmetic.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -277,16 +278,22 @@ def _walk(node: Any, value: Any, currency: str | None, names: dict[str, Any]) ->
     return value
 
 
-def to_avro(record_type: str, obj: Any, **fields: Any) -> dict[str, Any]:
-    """A domain object as the Avro record `record_type`; `fields` set or override fields."""
+@functools.cache
+def _schema(record_type: str) -> dict[str, Any]:
+    """The self-contained schema of a record type, read once (only read, never changed)."""
     import schemas
 
+    return schemas.raw(record_type)
+
+
+def to_avro(record_type: str, obj: Any, **fields: Any) -> dict[str, Any]:
+    """A domain object as the Avro record `record_type`; `fields` set or override fields."""
     if fields:
         base = {f: getattr(obj, f) for f in getattr(obj, "__slots__", ())
                 if hasattr(obj, f)} if not isinstance(obj, dict) else dict(obj)
         base.update(fields)
         obj = base
-    return _walk(schemas.raw(record_type), obj, None, {})
+    return _walk(_schema(record_type), obj, None, {})
 
 
 def proposal_record(p: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import faust
 import orjson
 import structlog
 from aiokafka import TopicPartition
+from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from domain import notice as notices
@@ -98,6 +99,7 @@ class Handlers:
         self.applied: dict[tuple[str, int], int] = {}
         self.metrics = Metrics()
         self._logical = {settings.topic(t.name): t.name for t in cat.CATALOGUE}
+        self._partition_counts: dict[str, int] = {}
 
     # ------------------------------------------------------------------ plumbing
     def logical(self, physical: str) -> str:
@@ -122,11 +124,29 @@ class Handlers:
         )
 
     async def send(self, outs: Iterable[Out]) -> None:
-        """Send and wait until the broker has every record."""
-        producer = self.app.producer
-        futures = []
+        """Send and wait until the broker has every record. Records are grouped into one
+        batch per topic partition (several times faster than one send per record); keyed
+        records go where the default Kafka partitioner (murmur2) puts them, as upstream
+        producers' records do, so an account's records share one partition number."""
+        producer = self.app.producer._ensure_producer()  # noqa: SLF001 (the aiokafka producer)
+        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
         for topic, key, value, partition in outs:
-            futures.append(await producer.send(topic, key, value, partition, None, None))
+            if partition is None:
+                count = self._partition_counts.get(topic)
+                if count is None:
+                    count = self._partition_counts[topic] = len(
+                        await producer.partitions_for(topic))
+                partition = (murmur2(key) & 0x7FFFFFFF) % count if key else 0
+            groups.setdefault((topic, partition), []).append((key, value))
+        futures = []
+        for (topic, partition), records in groups.items():
+            batch = producer.create_batch()
+            for key, value in records:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
         if futures:
             await asyncio.gather(*futures)
 
@@ -184,13 +204,26 @@ class Handlers:
         """Write the row and keep the due index in step with it."""
         account_id = stored.account.account_id
         day = NO_DAY if next_day is None else next_day
-        if day != stored.index_day:
-            if stored.index_day != NO_DAY:
-                del self.due_index[due_key(stored.index_day, account_id)]
-            if day != NO_DAY:
-                self.due_index[due_key(day, account_id)] = b""
-            stored.index_day = day
+        if day != NO_DAY:
+            key = due_key(day, account_id)
+            # The run may have moved this account's entry without rewriting the row, so the
+            # row's `index_day` can lag: make sure the entry for `day` is there.
+            if self.due_index.get(key) is None:
+                self.due_index[key] = b""
+        if stored.index_day not in (NO_DAY, day):
+            del self.due_index[due_key(stored.index_day, account_id)]
+        stored.index_day = day
         self.accounts[account_key(account_id)] = stored.dumps()
+
+    def reindex(self, account_id: str, old: int, new: int | None) -> None:
+        """Move one due-index entry of an account (the run's side of the index: the row's
+        own `index_day` may then lag behind, and `store` tidies up after it)."""
+        if old == (NO_DAY if new is None else new):
+            return
+        if old != NO_DAY:
+            del self.due_index[due_key(old, account_id)]
+        if new is not None:
+            self.due_index[due_key(new, account_id)] = b""
 
     def next_day(self, account: Account, after: int) -> int | None:
         """Lower bound of the next day a rule can fire; 0 (always look) while the
@@ -413,28 +446,35 @@ class Handlers:
         for batch in self._candidates(partition, as_of, full):
             outs: list[Out] = []
             changed: list[tuple[StoredAccount, int | None]] = []
-            for stored in batch:
+            for stored, key_day in batch:
                 account = stored.account
                 counts["evaluated"] += 1
                 evaluation = propose(account, procs, as_of, run_id)
                 if evaluation.unknown_procedure:
                     counts["unknown"] += 1
-                if evaluation.proposals:
-                    account = notices.record_proposals(account, evaluation.proposals)
-                    for proposal in evaluation.proposals:
-                        counts["proposals"] += 1
-                        outs.append(self.out(cat.PROPOSALS, "DunningProposed",
-                                             convert.proposal_record(proposal),
-                                             account.account_id))
-                        self.work_index[proposal_key(proposal.proposal_id)] = \
-                            account.account_id.encode()
-                    self.work_index[run_key(run_id, account.account_id)] = b""
-                    stored.account = account
-                    for proposal in evaluation.proposals:
-                        if self.settings.auto_approve or procs[proposal.procedure_id].auto_approve:
-                            n_cmds = self._execute(stored, proposal.proposal_id, outs)[0]
-                            counts["notices"] += 1
-                            counts["commands"] += n_cmds
+                if not evaluation.proposals:
+                    # Nothing to do: only the account's place in the due index moves; the
+                    # row itself is not rewritten.
+                    self.reindex(account.account_id, key_day,
+                                 self.next_day(account, as_of + 1))
+                    continue
+                account = notices.record_proposals(account, evaluation.proposals)
+                for proposal in evaluation.proposals:
+                    counts["proposals"] += 1
+                    outs.append(self.out(cat.PROPOSALS, "DunningProposed",
+                                         convert.proposal_record(proposal),
+                                         account.account_id))
+                    self.work_index[proposal_key(proposal.proposal_id)] = \
+                        account.account_id.encode()
+                self.work_index[run_key(run_id, account.account_id)] = b""
+                stored.account = account
+                for proposal in evaluation.proposals:
+                    if self.settings.auto_approve or procs[proposal.procedure_id].auto_approve:
+                        n_cmds = self._execute(stored, proposal.proposal_id, outs)[0]
+                        counts["notices"] += 1
+                        counts["commands"] += n_cmds
+                if key_day not in (NO_DAY, stored.index_day):
+                    self.reindex(account.account_id, key_day, None)
                 changed.append((stored, self.next_day(stored.account, as_of + 1)))
             await self.send(outs)
             for stored, day in changed:
@@ -447,31 +487,37 @@ class Handlers:
         self.metrics.proposals.inc(counts["proposals"])
         await self.send([self.internal(cat.RUN_PROGRESS, counts, run_id)])
 
-    def _candidates(self, partition: int, as_of: int, full: bool) -> Iterable[list[StoredAccount]]:
-        """The accounts of this partition a run must look at, in batches: those whose next
-        rule day has come (from the due index), or every account after a procedure change."""
+    def _candidates(self, partition: int, as_of: int,
+                    full: bool) -> Iterable[list[tuple[StoredAccount, int]]]:
+        """The accounts of this partition a run must look at, in batches, each with the day
+        of the due-index entry that brought it (NO_DAY in a full scan): those whose next rule
+        day has come, or every account after a procedure change or a rerun."""
         acc_db = self.partition_db(self.accounts, partition)
+        keys: list[tuple[bytes, int]] = []
         if full:
-            keys: Iterable[bytes] = (
-                k for k in acc_db.keys() if not k.startswith(b"__faust")  # noqa: SIM118
-            )
+            keys = [(k, NO_DAY) for k in acc_db.keys()  # noqa: SIM118 (a RocksDB key scan)
+                    if not k.startswith(b"__faust")]
         else:
             due_db = self.partition_db(self.due_index, partition)
             limit = due_key(as_of, "\uffff")
-
-            def due_keys() -> Iterable[bytes]:
-                for key in due_db.keys():  # noqa: SIM118 (a RocksDB key scan)
-                    if key > limit:
-                        return
-                    if key[:1].isdigit():
-                        yield account_key(due_key_account(key)[1])
-            keys = due_keys()
-        batch: list[StoredAccount] = []
-        for key in list(keys):
+            seen: set[str] = set()
+            for key in due_db.keys():  # noqa: SIM118 (a RocksDB key scan)
+                if key > limit:
+                    break
+                if not key[:1].isdigit():
+                    continue
+                day, account_id = due_key_account(key)
+                if account_id in seen:  # an older entry the run moved; drop it
+                    del self.due_index[key]
+                    continue
+                seen.add(account_id)
+                keys.append((account_key(account_id), day))
+        batch: list[tuple[StoredAccount, int]] = []
+        for key, day in keys:
             raw = acc_db.get(key)
             if raw is None:
                 continue
-            batch.append(StoredAccount.loads(raw))
+            batch.append((StoredAccount.loads(raw), day))
             if len(batch) >= self.settings.run_batch:
                 yield batch
                 batch = []
@@ -525,7 +571,7 @@ class Handlers:
         outs: list[Out] = []
         run_id = self._execute(stored, msg["proposal_id"], outs)[1]
         await self.send(outs)
-        self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
+        self.store(stored, self.next_day(stored.account, 0))
         await self.send([self.internal(cat.RUN_PROGRESS, {
             "kind": "executed", "run_id": run_id, "notices": 1}, run_id)])
 
@@ -572,7 +618,7 @@ class Handlers:
                     totals["notices"] += 1
             await self.send(outs)
             for stored in batch:
-                self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
+                self.store(stored, self.next_day(stored.account, 0))
             await asyncio.sleep(0)
         await self.send([self.internal(cat.RUN_PROGRESS, {
             "kind": "approve_done", "run_id": run_id, "partition": partition, **totals},
