@@ -119,12 +119,11 @@ class ChainChecker:
             return Verdict.REJECT
         intact_before = st.intact
         if seq > expected:
+            missing = f"seq {expected}" if seq == expected + 1 else f"seq {expected}..{seq - 1}"
             if st.last_seq == 0:
                 problem("start", f"the account's first record has seq {seq}, not 1 "
-                                 f"(seq 1..{seq - 1} missing)")
+                                 f"({missing} missing)")
             else:
-                missing = f"seq {expected}" if seq == expected + 1 else \
-                    f"seq {expected}..{seq - 1}"
                 problem("gap", f"{missing} missing: the previous record is seq {st.last_seq} "
                                f"at {st.last_where}")
         elif prev_hash != st.head:

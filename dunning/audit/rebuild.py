@@ -25,9 +25,69 @@ from decimal import Decimal
 from typing import Any
 
 from dunning.audit.problems import Location, Problem
+from dunning.codec import EPOCH_ORDINAL
 
 HISTORY_TYPES = ("DunningNoticeIssued", "DunningNoticeReversed", "history.ProposalRejected",
                  "ItemLevelChanged")
+
+# ---------------------------------------------------------------------- raw records
+# The replay decodes on the codec's raw path (`Codec.decode_raw`: amounts as unscaled
+# ints at scale 3, dates as days since 1970-01-01), which is about a third cheaper than
+# full decoding, and turns the few typed fields of a history record into `Decimal` and
+# `date` here. Dates and amounts repeat a lot, so both are cached.
+_DAYS: dict[int, date] = {}
+_AMOUNTS: dict[int, Decimal] = {}
+_CACHE_MAX = 1 << 16
+
+
+class RawValueError(ValueError):
+    """A raw value that is no date or amount."""
+
+
+def _day(n: int | None) -> date | None:
+    if n is None:
+        return None
+    d = _DAYS.get(n)
+    if d is None:
+        try:
+            d = date.fromordinal(n + EPOCH_ORDINAL)
+        except (ValueError, OverflowError) as exc:
+            raise RawValueError(f"{n} is not a date (days since 1970-01-01)") from exc
+        if len(_DAYS) < _CACHE_MAX:
+            _DAYS[n] = d
+    return d
+
+
+def _amount(n: int) -> Decimal:
+    a = _AMOUNTS.get(n)
+    if a is None:
+        a = Decimal(n).scaleb(-3)
+        if len(_AMOUNTS) < _CACHE_MAX:
+            _AMOUNTS[n] = a
+    return a
+
+
+def _typed_items(items: list[dict[str, Any]]) -> None:
+    for it in items:
+        it["old_last_dunned"] = _day(it["old_last_dunned"])
+        it["new_last_dunned"] = _day(it["new_last_dunned"])
+        it["old_interest_until"] = _day(it["old_interest_until"])
+        it["new_interest_until"] = _day(it["new_interest_until"])
+        it["interest"] = _amount(it["interest"])
+
+
+def typed(record_type: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A history record from `Codec.decode_raw` as `Codec.decode` gives it (in place)."""
+    day = _day(record["recorded_for"])
+    assert day is not None
+    record["recorded_for"] = day
+    if record_type in ("DunningNoticeIssued", "DunningNoticeReversed"):
+        record["charge"] = _amount(record["charge"])
+        record["interest"] = _amount(record["interest"])
+        if record_type == "DunningNoticeIssued":
+            record["total_due"] = _amount(record["total_due"])
+        _typed_items(record["items"])
+    return record
 
 
 @dataclass(slots=True)
@@ -309,9 +369,13 @@ class _Context:
         self.acc.problems.append(p)
 
     def change(self, ch: ItemChange) -> None:
-        item = self.acc.items.setdefault(ch.item_id, ItemState())
-        old = (ch.old_level, ch.old_last_dunned, ch.old_interest_until)
-        if self.rebuilder.check and item.values() != old:
+        item = self.acc.items.get(ch.item_id)
+        if item is None:
+            item = self.acc.items[ch.item_id] = ItemState()
+        if self.rebuilder.check and (
+                item.level != ch.old_level or item.last_dunned != ch.old_last_dunned
+                or item.interest_until != ch.old_interest_until):
+            old = (ch.old_level, ch.old_last_dunned, ch.old_interest_until)
             self.problem(f"item {ch.item_id}: the record starts from {_show(old)}; the history "
                          f"before it left {_show(item.values())}{_by(item)}")
         item.level, item.last_dunned, item.interest_until = (

@@ -9,10 +9,12 @@ are handed out then and forgotten, which keeps memory to one partition's history
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TextIO
@@ -22,7 +24,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from dunning.audit.chain import ChainChecker, Verdict
 from dunning.audit.live import compare, fetch_accounts
 from dunning.audit.problems import KINDS, Location, Problem
-from dunning.audit.rebuild import HISTORY_TYPES, AccountHistory, Rebuilder
+from dunning.audit.rebuild import (
+    HISTORY_TYPES,
+    AccountHistory,
+    RawValueError,
+    Rebuilder,
+    typed,
+)
 from dunning.codec import Codec, CodecError
 from dunning.kafka_io import partitions_of
 from dunning.settings import Settings
@@ -31,6 +39,22 @@ from topics.catalogue import HISTORY
 
 #: No new record for this long while a partition is not read to its end: give up.
 STALL_SECONDS = 60.0
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a partition is read.
+
+    A replay builds many small objects that all stay alive until the partition is done;
+    the collector would walk them again and again (about 40 % of the replay's time). The
+    reading loop makes almost no cyclic garbage, and collection resumes afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class ReplayError(RuntimeError):
@@ -199,14 +223,20 @@ class Replay:
         """One partition's records already in memory, `(partition, offset, key, value)` in
         offset order: exactly what reading that partition does, without a broker."""
         rebuilder = Rebuilder(self.as_of, keep_records=self.keep_records)
-        for partition, offset, key, value in records:
-            self._handle(partition, offset, key, value, rebuilder)
+        with paused_gc():
+            for partition, offset, key, value in records:
+                self._handle(partition, offset, key, value, rebuilder)
         return self._close_partition(rebuilder)
 
     async def _read_partition(self, consumer: AIOKafkaConsumer, tp: TopicPartition,
                               begin: int, end: int, rebuilder: Rebuilder) -> None:
         consumer.assign([tp])
         consumer.seek(tp, begin)
+        with paused_gc():
+            await self._read_until(consumer, tp, begin, end, rebuilder)
+
+    async def _read_until(self, consumer: AIOKafkaConsumer, tp: TopicPartition,
+                          begin: int, end: int, rebuilder: Rebuilder) -> None:
         position = begin
         last_progress = time.monotonic()
         while position < end:
@@ -241,13 +271,18 @@ class Replay:
             self._unusable(key_text, "empty", "a record without a value (tombstone)", where)
             return
         try:
-            rtype, record = self.codec.decode(value)
+            rtype, record = self.codec.decode_raw(value)
         except CodecError as exc:
             self._unusable(key_text, "undecodable", str(exc), where)
             return
         if rtype not in HISTORY_TYPES:
             self._unusable(key_text, "not_history", f"a {rtype} record on the history topic",
                            where, rtype)
+            return
+        try:
+            record = typed(rtype, record)
+        except RawValueError as exc:
+            self._unusable(key_text, "undecodable", f"{rtype}: {exc}", where, rtype)
             return
         account_id: str = record["account_id"]
         if key_text != account_id:

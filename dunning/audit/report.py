@@ -17,10 +17,15 @@ from typing import Any
 from domain.money import minor_units
 from dunning.audit.rebuild import AccountHistory, ItemChange, Notice, RecordRef, Reversal
 
+_SHOWN: dict[tuple[Decimal, str | None], str] = {}
+
 
 def amount(value: Decimal | None, currency: str | None) -> str | None:
     if value is None:
         return None
+    text = _SHOWN.get((value, currency))
+    if text is not None:
+        return text
     try:
         places = minor_units(currency) if currency else 2
     except ValueError:
@@ -29,7 +34,11 @@ def amount(value: Decimal | None, currency: str | None) -> str | None:
     if shown != value:
         shown = value.normalize()
     text = format(shown, "f")
-    return text[1:] if shown == 0 and text.startswith("-") else text
+    if shown == 0 and text.startswith("-"):
+        text = text[1:]
+    if len(_SHOWN) < 1 << 16:  # amounts repeat a lot (zero, charges)
+        _SHOWN[(value, currency)] = text
+    return text
 
 
 def iso(day: date | None) -> str | None:

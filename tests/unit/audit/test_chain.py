@@ -96,6 +96,8 @@ def test_a_deleted_record_is_a_gap_and_a_deleted_first_record_a_bad_start():
                                  "dunning.history partition 0 offset 0")
     _, summary = replay(log(values[1:]))
     assert (summary.problems[0].kind, summary.problems[0].seq) == ("start", 2)
+    assert summary.problems[0].detail == ("the account's first record has seq 2, not 1 "
+                                          "(seq 1 missing)")
 
 
 def test_two_swapped_records_are_a_gap_then_a_record_out_of_order():
