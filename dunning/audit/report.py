@@ -120,6 +120,10 @@ def account_json(acc: AccountHistory) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- table
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _d(day: date | None) -> str:
     return day.isoformat() if day else "-"
 
@@ -128,8 +132,8 @@ def render_table(acc: AccountHistory) -> str:
     """One account's rebuilt history, for a person."""
     chain = "chain intact" if acc.chain_intact else "CHAIN BROKEN"
     as_of = f", as of {acc.as_of.isoformat()}" if acc.as_of else ""
-    lines = [f"account {acc.account_id}: {len(acc.records)} history records "
-             f"(seq 1..{acc.seq}), {chain}, {acc.duplicates} duplicates{as_of}"]
+    lines = [f"account {acc.account_id}: {_n(len(acc.records), 'history record')} "
+             f"(seq 1..{acc.seq}), {chain}, {_n(acc.duplicates, 'duplicate')}{as_of}"]
     if acc.after_as_of:
         lines.append(f"  {acc.after_as_of} record(s) recorded after the as-of date not applied")
     lines.append("")
@@ -147,7 +151,8 @@ def render_table(acc: AccountHistory) -> str:
         c = r.currency
         rows.append((r.seq, f"  {r.seq:>4}  {_d(r.as_of):<10}  {'reversal':<17} {r.run_id:<24} "
                             f"{'':>5} {amount(-r.charge, c):>9} {amount(-r.interest, c):>9} "
-                            f"{'':>11}  {r.notice_id} ({r.reason}; {len(r.item_ids)} items)"))
+                            f"{'':>11}  {r.notice_id} ({r.reason}; "
+                            f"{_n(len(r.item_ids), 'item')})"))
     for j in acc.rejected:
         rows.append((j.seq, f"  {j.seq:>4}  {_d(j.as_of):<10}  {'proposal rejected':<17} "
                             f"{j.run_id:<24} {'':>5} {'':>9} {'':>9} {'':>11}  "
@@ -166,7 +171,7 @@ def render_table(acc: AccountHistory) -> str:
     for n in acc.notices.values():
         lines.append("")
         lines.append(f"  notice {n.notice_id} (seq {n.seq}, {n.procedure_id}, "
-                     f"{','.join(n.activities)}, {len(n.command_ids)} commands)")
+                     f"{','.join(n.activities)}, {_n(len(n.command_ids), 'command')})")
         for ch in n.items:
             lines.append(f"    {ch.item_id:<28} level {ch.old_level} -> {ch.new_level}  "
                          f"last dunned {_d(ch.old_last_dunned)} -> {_d(ch.new_last_dunned)}  "

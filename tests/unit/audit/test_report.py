@@ -87,3 +87,38 @@ def test_the_cli_parses_its_three_subcommands():
         parser.parse_args(["audit", "replay", "--as-of", "20.11.2026"])
     with pytest.raises(SystemExit):
         parser.parse_args(["audit", "export", "--account", "A", "--format", "xml"])
+
+
+def test_progress_lines_on_a_pipe_and_on_a_terminal():
+    from dunning.audit.replay import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    pipe = io.StringIO()
+    p = Progress(pipe, every_s=0)
+    p.start(2000)
+    p.advance(1000)
+    p.finish()
+    lines = pipe.getvalue().splitlines()
+    assert lines[0] == "replay: 2,000 records to read"
+    assert lines[1].startswith("replay: 1,000 / 2,000 records (50 %), ")
+    assert lines[-1].startswith("replay: 1,000 records in ") and lines[-1].endswith(
+        " records/s")
+    term = Tty()
+    p = Progress(term, every_s=0)
+    p.start(10)
+    p.advance(10)
+    p.finish()
+    assert term.getvalue().count("\n") == 1 and "\r\x1b[K" in term.getvalue()
+
+
+def test_an_unreachable_worker_is_an_error_not_a_difference():
+    import asyncio
+
+    from dunning.audit.live import WorkerError, fetch_accounts
+    from dunning.broker import free_port
+
+    with pytest.raises(WorkerError, match="no answer from the worker"):
+        asyncio.run(fetch_accounts(f"http://127.0.0.1:{free_port()}", ["A"]))
