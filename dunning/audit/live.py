@@ -7,6 +7,11 @@ level, as-of date, charge, interest, reversed items, in effect); and `history_se
 last seq the worker wrote, which also catches records missing at the end of a chain.
 Every difference names the record (seq) that set the rebuilt value.
 
+The chain protects every record but the last of each account: nothing points at it yet.
+When the worker serves `history_head` (the hash it chained last; `Account.history_head`),
+it is compared too, which anchors the last record as well; without it, a change to the last
+record shows only where it touches the compared state.
+
 Run it while no proposal run or decision is being processed: a record written between
 the end of the replay and the look at the worker shows as a difference.
 """
@@ -84,6 +89,11 @@ def compare(acc: AccountHistory, live: dict[str, Any] | None) -> list[Problem]:
             and live_seq > acc.seq else "the worker's state is behind the history"
         diff(f"the history's chain ends at seq {acc.seq}, the worker's history_seq is "
              f"{live_seq} ({more})", acc.seq)
+    live_head = live.get("history_head")
+    if live_head is not None and live_seq == acc.seq and live_head != acc.head:
+        diff(f"the hash of the chain's last record (seq {acc.seq}) is {acc.head[:16]}…, the "
+             f"worker's history_head is {str(live_head)[:16]}…: the last record was altered",
+             acc.seq)
     live_items: dict[str, Any] = live.get("items") or {}
     for item_id, it in sorted(acc.items.items()):
         got = live_items.get(item_id)

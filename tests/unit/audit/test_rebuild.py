@@ -175,3 +175,19 @@ def test_compare_names_every_difference_with_the_record_that_set_the_value():
     assert level_diff.seq == 4 and level_diff.where is not None
     assert level_diff.where.offset == 3
     assert compare(rebuilt, None)[0].detail.endswith("does not know the account")
+
+
+def test_a_served_history_head_anchors_the_last_record_of_a_chain():
+    records, states = domain_story()
+    values = encoded(records)
+    rebuilt = replay(log(values))[0]["ACC-1"]
+    live = convert.account_json(states["end"])
+    live["history_seq"], live["history_head"] = rebuilt.seq, rebuilt.head
+    assert compare(rebuilt, live) == []
+    key, last = values[-1]
+    values[-1] = (key, last.replace(b"sent in error", b"sent in erroR"))  # the last record
+    altered = replay(log(values))[0]["ACC-1"]
+    assert altered.chain_intact  # nothing after it to notice
+    found = compare(altered, live)
+    assert len(found) == 1 and "the last record was altered" in found[0].detail
+    assert found[0].seq == 5 and found[0].where is not None
