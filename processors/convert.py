@@ -390,6 +390,7 @@ def account_json(a: Any) -> dict[str, Any]:
         "notices": [],
         "pending_proposals": [p.proposal_id for p in a.pending],
         "history_seq": a.history_seq,
+        "history_head": a.history_head,
     }
     for it in a.items:
         out["items"][it.item_id] = {

@@ -45,11 +45,12 @@ from processors.state import (
     run_key,
     run_prefix,
 )
+from processors.writes import Writes
 from topics import catalogue as cat
 
 log = structlog.get_logger("dunning.worker")
 
-Out = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition
+Out = tuple[str, bytes | None, bytes | None, int | None]  # topic, key, value, partition
 
 
 def items_currency(account: Account, item_ids: tuple[str, ...]) -> str | None:
@@ -100,6 +101,7 @@ class Handlers:
         self.metrics = Metrics()
         self._logical = {settings.topic(t.name): t.name for t in cat.CATALOGUE}
         self._partition_counts: dict[str, int] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
 
     # ------------------------------------------------------------------ plumbing
     def logical(self, physical: str) -> str:
@@ -150,6 +152,24 @@ class Handlers:
         if futures:
             await asyncio.gather(*futures)
 
+    def lock(self, partition: int) -> asyncio.Lock:
+        """One account partition's rows are changed by one unit of work at a time (ingest
+        and the partition-work agent run side by side)."""
+        lock = self._locks.get(partition)
+        if lock is None:
+            lock = self._locks[partition] = asyncio.Lock()
+        return lock
+
+    async def commit(self, outs: list[Out], writes: Writes) -> None:
+        """Send a unit's records with its rows' changelog, then write the rows locally."""
+        if writes:
+            # Faust's own buffered changelog records (ingest) go to the broker first, so
+            # each table's changelog keeps the order in which its rows changed.
+            await self.app.producer.buffer.flush()
+            outs = [*outs, *writes.changelog()]
+        await self.send(outs)
+        writes.apply()
+
     async def dead_letter(self, message: Any, code: str, detail: str) -> None:
         self.metrics.dead_letters.labels(code).inc()
         log_unusable(code, detail, topic=message.topic, partition=message.partition,
@@ -194,36 +214,54 @@ class Handlers:
         return rtype, record
 
     # ------------------------------------------------------------------ state
-    def load(self, account_id: str) -> StoredAccount:
-        raw = self.accounts.get(account_key(account_id))
+    def load(self, account_id: str, w: Writes | None = None) -> StoredAccount:
+        key = account_key(account_id)
+        raw = w.get(self.accounts, key) if w is not None else self.accounts.get(key)
         if raw is None:
             return StoredAccount(new_account(account_id))
         return StoredAccount.loads(raw)
 
-    def store(self, stored: StoredAccount, next_day: int | None) -> None:
-        """Write the row and keep the due index in step with it."""
+    def store(self, stored: StoredAccount, next_day: int | None,
+              w: Writes | None = None) -> None:
+        """Write the row and keep the due index in step with it (through `w` when given,
+        else through the Faust table API)."""
         account_id = stored.account.account_id
         day = NO_DAY if next_day is None else next_day
         if day != NO_DAY:
             key = due_key(day, account_id)
             # The run may have moved this account's entry without rewriting the row, so the
             # row's `index_day` can lag: make sure the entry for `day` is there.
-            if self.due_index.get(key) is None:
-                self.due_index[key] = b""
+            present = w.get(self.due_index, key) if w is not None else self.due_index.get(key)
+            if present is None:
+                self._set(self.due_index, key, b"", w)
         if stored.index_day not in (NO_DAY, day):
-            del self.due_index[due_key(stored.index_day, account_id)]
+            self._del(self.due_index, due_key(stored.index_day, account_id), w)
         stored.index_day = day
-        self.accounts[account_key(account_id)] = stored.dumps()
+        self._set(self.accounts, account_key(account_id), stored.dumps(), w)
 
-    def reindex(self, account_id: str, old: int, new: int | None) -> None:
+    @staticmethod
+    def _set(table: Any, key: bytes, value: bytes, w: Writes | None) -> None:
+        if w is not None:
+            w.set(table, key, value)
+        else:
+            table[key] = value
+
+    @staticmethod
+    def _del(table: Any, key: bytes, w: Writes | None) -> None:
+        if w is not None:
+            w.delete(table, key)
+        else:
+            del table[key]
+
+    def reindex(self, account_id: str, old: int, new: int | None, w: Writes) -> None:
         """Move one due-index entry of an account (the run's side of the index: the row's
         own `index_day` may then lag behind, and `store` tidies up after it)."""
         if old == (NO_DAY if new is None else new):
             return
         if old != NO_DAY:
-            del self.due_index[due_key(old, account_id)]
+            w.delete(self.due_index, due_key(old, account_id))
         if new is not None:
-            self.due_index[due_key(new, account_id)] = b""
+            w.set(self.due_index, due_key(new, account_id), b"")
 
     def next_day(self, account: Account, after: int) -> int | None:
         """Lower bound of the next day a rule can fire; 0 (always look) while the
@@ -245,6 +283,10 @@ class Handlers:
             self.applied[(message.topic, message.partition)] = message.offset + 1
 
     async def _apply_input(self, message: Any) -> None:
+        async with self.lock(message.partition):
+            await self._apply_input_locked(message)
+
+    async def _apply_input_locked(self, message: Any) -> None:
         topic = self.logical(message.topic)
         rtype, record = self.decode(message, cat.BY_NAME[topic].records)
         account_id = record["account_id"]
@@ -443,42 +485,9 @@ class Handlers:
             self.work_index.get(version_key) != self.procedures.version.encode())
         counts = {"kind": "slice_done", "run_id": run_id, "partition": partition,
                   "evaluated": 0, "proposals": 0, "unknown": 0, "notices": 0, "commands": 0}
-        for batch in self._candidates(partition, as_of, full):
-            outs: list[Out] = []
-            changed: list[tuple[StoredAccount, int | None]] = []
-            for stored, key_day in batch:
-                account = stored.account
-                counts["evaluated"] += 1
-                evaluation = propose(account, procs, as_of, run_id)
-                if evaluation.unknown_procedure:
-                    counts["unknown"] += 1
-                if not evaluation.proposals:
-                    # Nothing to do: only the account's place in the due index moves; the
-                    # row itself is not rewritten.
-                    self.reindex(account.account_id, key_day,
-                                 self.next_day(account, as_of + 1))
-                    continue
-                account = notices.record_proposals(account, evaluation.proposals)
-                for proposal in evaluation.proposals:
-                    counts["proposals"] += 1
-                    outs.append(self.out(cat.PROPOSALS, "DunningProposed",
-                                         convert.proposal_record(proposal),
-                                         account.account_id))
-                    self.work_index[proposal_key(proposal.proposal_id)] = \
-                        account.account_id.encode()
-                self.work_index[run_key(run_id, account.account_id)] = b""
-                stored.account = account
-                for proposal in evaluation.proposals:
-                    if self.settings.auto_approve or procs[proposal.procedure_id].auto_approve:
-                        n_cmds = self._execute(stored, proposal.proposal_id, outs)[0]
-                        counts["notices"] += 1
-                        counts["commands"] += n_cmds
-                if key_day not in (NO_DAY, stored.index_day):
-                    self.reindex(account.account_id, key_day, None)
-                changed.append((stored, self.next_day(stored.account, as_of + 1)))
-            await self.send(outs)
-            for stored, day in changed:
-                self.store(stored, day)
+        for keys in self._candidates(partition, as_of, full):
+            async with self.lock(partition):
+                await self._evaluate(partition, keys, run_id, as_of, procs, counts)
             await asyncio.sleep(0)
         self.work_index[version_key] = self.procedures.version.encode()
         self.work_index[done_key] = orjson.dumps(counts)
@@ -487,8 +496,42 @@ class Handlers:
         self.metrics.proposals.inc(counts["proposals"])
         await self.send([self.internal(cat.RUN_PROGRESS, counts, run_id)])
 
+    async def _evaluate(self, partition: int, keys: list[tuple[bytes, int]], run_id: str,
+                        as_of: int, procs: Any, counts: dict[str, Any]) -> None:
+        """One batch of a run slice: propose, record, publish, move the due index."""
+        w = Writes(partition)
+        outs: list[Out] = []
+        for stored, key_day in self._load_candidates(keys, w):
+            account = stored.account
+            counts["evaluated"] += 1
+            evaluation = propose(account, procs, as_of, run_id)
+            if evaluation.unknown_procedure:
+                counts["unknown"] += 1
+            if not evaluation.proposals:
+                # Nothing to do: only the account's place in the due index moves; the row
+                # itself is not rewritten.
+                self.reindex(account.account_id, key_day, self.next_day(account, as_of + 1), w)
+                continue
+            account = notices.record_proposals(account, evaluation.proposals)
+            for proposal in evaluation.proposals:
+                counts["proposals"] += 1
+                outs.append(self.out(cat.PROPOSALS, "DunningProposed",
+                                     convert.proposal_record(proposal), account.account_id))
+                w.set(self.work_index, proposal_key(proposal.proposal_id),
+                      account.account_id.encode())
+            w.set(self.work_index, run_key(run_id, account.account_id), b"")
+            stored.account = account
+            for proposal in evaluation.proposals:
+                if self.settings.auto_approve or procs[proposal.procedure_id].auto_approve:
+                    counts["commands"] += self._execute(stored, proposal.proposal_id, outs, w)[0]
+                    counts["notices"] += 1
+            if key_day not in (NO_DAY, stored.index_day):
+                self.reindex(account.account_id, key_day, None, w)
+            self.store(stored, self.next_day(stored.account, as_of + 1), w)
+        await self.commit(outs, w)
+
     def _candidates(self, partition: int, as_of: int,
-                    full: bool) -> Iterable[list[tuple[StoredAccount, int]]]:
+                    full: bool) -> Iterable[list[tuple[bytes, int]]]:
         """The accounts of this partition a run must look at, in batches, each with the day
         of the due-index entry that brought it (NO_DAY in a full scan): those whose next rule
         day has come, or every account after a procedure change or a rerun."""
@@ -512,21 +555,22 @@ class Handlers:
                     continue
                 seen.add(account_id)
                 keys.append((account_key(account_id), day))
-        batch: list[tuple[StoredAccount, int]] = []
+        size = self.settings.run_batch
+        for start in range(0, len(keys), size):
+            yield keys[start:start + size]
+
+    def _load_candidates(self, keys: list[tuple[bytes, int]],
+                         w: Writes) -> list[tuple[StoredAccount, int]]:
+        out = []
         for key, day in keys:
-            raw = acc_db.get(key)
-            if raw is None:
-                continue
-            batch.append((StoredAccount.loads(raw), day))
-            if len(batch) >= self.settings.run_batch:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+            raw = w.get(self.accounts, key)
+            if raw is not None:
+                out.append((StoredAccount.loads(raw), day))
+        return out
 
     # ------------------------------------------------------------------ stage 2
-    def _execute(self, stored: StoredAccount, proposal_id: str,
-                 outs: list[Out]) -> tuple[int, str]:
+    def _execute(self, stored: StoredAccount, proposal_id: str, outs: list[Out],
+                 w: Writes) -> tuple[int, str]:
         """Execute one pending (or already executed) proposal; append its records.
         Returns the number of commands and the run id."""
         account, notice = notices.execute(stored.account, proposal_id)
@@ -536,7 +580,7 @@ class Handlers:
             outs.append(self.out(topic, rtype, record, account.account_id))
         rtype, payload = convert.notice_history(account, notice)
         outs.append(self.history(stored, rtype, payload))
-        self.work_index[notice_key(notice.notice_id)] = account.account_id.encode()
+        w.set(self.work_index, notice_key(notice.notice_id), account.account_id.encode())
         self.metrics.notices.inc()
         self.metrics.commands.inc(len(commands))
         return len(commands), notice.run_id
@@ -558,36 +602,40 @@ class Handlers:
             )
         return (self.settings.topic(cat.HISTORY), account.account_id.encode(), value, None)
 
-    def _account_for(self, partition: int, key: bytes) -> StoredAccount | None:
-        account_id = self.partition_db(self.work_index, partition).get(key)
+    def _account_for(self, partition: int, key: bytes, w: Writes) -> StoredAccount | None:
+        account_id = w.get(self.work_index, key)
         if account_id is None:
             return None
-        return self.load(account_id.decode())
+        return self.load(account_id.decode(), w)
 
     async def _work_approve(self, partition: int, msg: dict[str, Any]) -> None:
-        stored = self._account_for(partition, proposal_key(msg["proposal_id"]))
-        if stored is None:
-            return  # another partition's proposal
-        outs: list[Out] = []
-        run_id = self._execute(stored, msg["proposal_id"], outs)[1]
-        await self.send(outs)
-        self.store(stored, self.next_day(stored.account, 0))
-        await self.send([self.internal(cat.RUN_PROGRESS, {
-            "kind": "executed", "run_id": run_id, "notices": 1}, run_id)])
+        async with self.lock(partition):
+            w = Writes(partition)
+            stored = self._account_for(partition, proposal_key(msg["proposal_id"]), w)
+            if stored is None:
+                return  # another partition's proposal
+            outs: list[Out] = []
+            run_id = self._execute(stored, msg["proposal_id"], outs, w)[1]
+            self.store(stored, self.next_day(stored.account, 0), w)
+            outs.append(self.internal(cat.RUN_PROGRESS, {
+                "kind": "executed", "run_id": run_id, "notices": 1}, run_id))
+            await self.commit(outs, w)
 
     async def _work_reject(self, partition: int, msg: dict[str, Any]) -> None:
-        stored = self._account_for(partition, proposal_key(msg["proposal_id"]))
-        if stored is None:
-            return
-        account, rejected = notices.reject(stored.account, msg["proposal_id"],
-                                           msg["decided_by"], msg.get("reason") or "")
-        stored.account = account
-        outs: list[Out] = []
-        if rejected is not None:
-            rtype, payload = convert.rejection_history(account, rejected)
-            outs.append(self.history(stored, rtype, payload))
-        await self.send(outs)
-        self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
+        async with self.lock(partition):
+            w = Writes(partition)
+            stored = self._account_for(partition, proposal_key(msg["proposal_id"]), w)
+            if stored is None:
+                return
+            account, rejected = notices.reject(stored.account, msg["proposal_id"],
+                                               msg["decided_by"], msg.get("reason") or "")
+            stored.account = account
+            outs: list[Out] = []
+            if rejected is not None:
+                rtype, payload = convert.rejection_history(account, rejected)
+                outs.append(self.history(stored, rtype, payload))
+            self.store(stored, stored.index_day if stored.index_day != NO_DAY else None, w)
+            await self.commit(outs, w)
 
     def _run_account_ids(self, partition: int, run_id: str) -> list[str]:
         """The accounts of this partition with a proposal of the run (from the index)."""
@@ -600,64 +648,73 @@ class Handlers:
             found.append(key[len(prefix):].decode())
         return found
 
-    def _run_accounts(self, partition: int, run_id: str) -> Iterable[list[StoredAccount]]:
-        """Those accounts, loaded a batch at a time."""
+    def _run_batches(self, partition: int, run_id: str) -> Iterable[list[str]]:
+        """Those accounts, a batch of ids at a time."""
         ids = self._run_account_ids(partition, run_id)
         size = self.settings.run_batch
         for start in range(0, len(ids), size):
-            yield [self.load(account_id) for account_id in ids[start:start + size]]
+            yield ids[start:start + size]
 
     async def _work_approve_run(self, partition: int, msg: dict[str, Any]) -> None:
         run_id = msg["run_id"]
         totals = {"notices": 0, "commands": 0}
-        for batch in self._run_accounts(partition, run_id):
-            outs: list[Out] = []
-            for stored in batch:
-                for proposal_id in pending_of_run(stored.account, run_id):
-                    totals["commands"] += self._execute(stored, proposal_id, outs)[0]
-                    totals["notices"] += 1
-            await self.send(outs)
-            for stored in batch:
-                self.store(stored, self.next_day(stored.account, 0))
+        for ids in self._run_batches(partition, run_id):
+            async with self.lock(partition):
+                w = Writes(partition)
+                outs: list[Out] = []
+                for account_id in ids:
+                    stored = self.load(account_id, w)
+                    for proposal_id in pending_of_run(stored.account, run_id):
+                        totals["commands"] += self._execute(stored, proposal_id, outs, w)[0]
+                        totals["notices"] += 1
+                    self.store(stored, self.next_day(stored.account, 0), w)
+                await self.commit(outs, w)
             await asyncio.sleep(0)
         await self.send([self.internal(cat.RUN_PROGRESS, {
             "kind": "approve_done", "run_id": run_id, "partition": partition, **totals},
             run_id)])
 
     async def _work_delete_run(self, partition: int, msg: dict[str, Any]) -> None:
-        for batch in self._run_accounts(partition, msg["run_id"]):
-            for stored in batch:
-                if notices.run_executed(stored.account, msg["run_id"]):
-                    continue  # an executed notice cannot be deleted, only reversed
-                stored.account = notices.drop_run(stored.account, msg["run_id"])
-                self.store(stored, stored.index_day if stored.index_day != NO_DAY else None)
-                del self.work_index[run_key(msg["run_id"], stored.account.account_id)]
+        for ids in self._run_batches(partition, msg["run_id"]):
+            async with self.lock(partition):
+                w = Writes(partition)
+                for account_id in ids:
+                    stored = self.load(account_id, w)
+                    if notices.run_executed(stored.account, msg["run_id"]):
+                        continue  # an executed notice cannot be deleted, only reversed
+                    stored.account = notices.drop_run(stored.account, msg["run_id"])
+                    self.store(stored, stored.index_day if stored.index_day != NO_DAY else None,
+                               w)
+                    w.delete(self.work_index, run_key(msg["run_id"], account_id))
+                await self.commit([], w)
 
     async def _work_reverse(self, partition: int, msg: dict[str, Any]) -> None:
-        targets: list[tuple[StoredAccount, list[str]]] = []
         if msg.get("notice_id"):
-            stored = self._account_for(partition, notice_key(msg["notice_id"]))
-            if stored is not None:
-                targets.append((stored, [msg["notice_id"]]))
+            account_id = self.partition_db(self.work_index, partition).get(
+                notice_key(msg["notice_id"]))
+            batches = [[account_id.decode()]] if account_id is not None else []
         else:
-            for batch in self._run_accounts(partition, msg["run_id"]):
-                for stored in batch:
-                    targets.append((stored, list(notices.notices_of_run(stored.account,
-                                                                         msg["run_id"]))))
+            batches = list(self._run_batches(partition, msg["run_id"]))
         item_ids = tuple(msg["item_ids"]) if msg.get("item_ids") else None
-        for stored, notice_ids in targets:
-            outs: list[Out] = []
-            for notice_id in notice_ids:
-                reversal_id = convert.reversal_id(msg["event_id"], notice_id)
-                account, reversal = notices.reverse(
-                    stored.account, notice_id, item_ids, reversal_id,
-                    msg.get("requested_by") or "", msg.get("reason") or "")
-                stored.account = account
-                if reversal.history is None:
-                    continue  # nothing left to reverse
-                for topic, rtype, record in convert.reversal_outputs(account, reversal):
-                    outs.append(self.out(topic, rtype, record, account.account_id))
-                rtype, payload = convert.reversal_history(account, reversal)
-                outs.append(self.history(stored, rtype, payload))
-            await self.send(outs)
-            self.store(stored, self.next_day(stored.account, 0))
+        for ids in batches:
+            async with self.lock(partition):
+                w = Writes(partition)
+                outs: list[Out] = []
+                for account_id in ids:
+                    stored = self.load(account_id, w)
+                    notice_ids = ([msg["notice_id"]] if msg.get("notice_id") else
+                                  list(notices.notices_of_run(stored.account, msg["run_id"])))
+                    for notice_id in notice_ids:
+                        reversal_id = convert.reversal_id(msg["event_id"], notice_id)
+                        account, reversal = notices.reverse(
+                            stored.account, notice_id, item_ids, reversal_id,
+                            msg.get("requested_by") or "", msg.get("reason") or "")
+                        stored.account = account
+                        if reversal.history is None:
+                            continue  # nothing left to reverse
+                        for topic, rtype, record in convert.reversal_outputs(account, reversal):
+                            outs.append(self.out(topic, rtype, record, account.account_id))
+                        rtype, payload = convert.reversal_history(account, reversal)
+                        outs.append(self.history(stored, rtype, payload))
+                    self.store(stored, self.next_day(stored.account, 0), w)
+                await self.commit(outs, w)

@@ -1,0 +1,57 @@
+"""Row changes of one unit of work on one partition, written together.
+
+A run slice or an activity run changes thousands of rows. Through the Faust table API each
+change is a message of its own on the table's changelog (a future, a buffer entry, one
+send); here they are collected, sent with the unit's other records in one batch per topic
+partition, and written to the partition's RocksDB store only once the broker has them all.
+The changelog records are the same bytes Faust writes (raw keys and values, `None` to
+delete), so Faust's recovery reads them as its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Out = tuple[str, bytes | None, bytes | None, int | None]
+
+
+class Writes:
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self._rows: dict[tuple[int, bytes], tuple[Any, bytes | None]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+    def set(self, table: Any, key: bytes, value: bytes) -> None:
+        self._rows[(id(table), key)] = (table, value)
+
+    def delete(self, table: Any, key: bytes) -> None:
+        self._rows[(id(table), key)] = (table, None)
+
+    def get(self, table: Any, key: bytes) -> bytes | None:
+        """The row as this unit leaves it, else as stored."""
+        pending = self._rows.get((id(table), key))
+        if pending is not None:
+            return pending[1]
+        return db_of(table, self.partition).get(key)
+
+    def changelog(self) -> list[Out]:
+        p = self.partition
+        return [(table.changelog_topic.get_topic_name(), key, value, p)
+                for (_, key), (table, value) in self._rows.items()]
+
+    def apply(self) -> None:
+        """Write the rows to the local store (after the broker has the changelog)."""
+        for (_, key), (table, value) in self._rows.items():
+            db = db_of(table, self.partition)
+            if value is None:
+                db.delete(key)
+            else:
+                db.put(key, value)
+        self._rows.clear()
+
+
+def db_of(table: Any, partition: int) -> Any:
+    """The RocksDB database of one partition of a Faust table."""
+    return table.data._db_for_partition(partition)  # noqa: SLF001
