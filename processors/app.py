@@ -18,7 +18,7 @@ import faust
 import structlog
 
 from dunning.codec import Codec
-from dunning.settings import Settings
+from dunning.settings import EMBEDDED, Settings
 from processors import broker_quirks
 from processors.handlers import Handlers
 from processors.procedures import ProcedureCatalog
@@ -29,6 +29,8 @@ log = structlog.get_logger("dunning.worker")
 
 def create_app(settings: Settings) -> faust.App:
     broker_quirks.install_faust_recovery_fix(settings.kafka_client_kwargs())
+    if settings.broker == EMBEDDED:
+        broker_quirks.install_faust_fetch_wait()
     app = faust.App(
         settings.app_id,
         broker=settings.faust_broker,

@@ -479,6 +479,7 @@ class Handlers:
         started = time.monotonic()
         await self.wait_applied(partition, msg["targets"])
         await self.procedures.ready.wait()
+        barrier_s = time.monotonic() - started
         procs = self.procedures.get()
         version_key = b"v|index"
         full = msg.get("full") or (
@@ -491,7 +492,11 @@ class Handlers:
             await asyncio.sleep(0)
         self.work_index[version_key] = self.procedures.version.encode()
         self.work_index[done_key] = orjson.dumps(counts)
-        self.metrics.slice_seconds.observe(time.monotonic() - started)
+        seconds = time.monotonic() - started
+        self.metrics.slice_seconds.observe(seconds)
+        log.info("run slice done", run_id=run_id, partition=partition, full=bool(full),
+                 evaluated=counts["evaluated"], proposals=counts["proposals"],
+                 barrier_s=round(barrier_s, 3), seconds=round(seconds, 3))
         self.metrics.accounts_evaluated.inc(counts["evaluated"])
         self.metrics.proposals.inc(counts["proposals"])
         await self.send([self.internal(cat.RUN_PROGRESS, counts, run_id)])
