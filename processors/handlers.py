@@ -520,8 +520,10 @@ class Handlers:
             account = notices.record_proposals(account, evaluation.proposals)
             for proposal in evaluation.proposals:
                 counts["proposals"] += 1
-                outs.append(self.out(cat.PROPOSALS, "DunningProposed",
-                                     convert.proposal_record(proposal), account.account_id))
+                outs.append((self.settings.topic(cat.PROPOSALS), account.account_id.encode(),
+                             self.codec.encode_raw("DunningProposed",
+                                                   convert.proposal_record(proposal, raw=True)),
+                             None))
                 w.set(self.work_index, proposal_key(proposal.proposal_id),
                       account.account_id.encode())
             w.set(self.work_index, run_key(run_id, account.account_id), b"")
