@@ -2,23 +2,45 @@
 
 The same command and letterhead always give the same bytes: the creation date is the
 letter's as-of date, the producer is fixed, and the file id is a hash of the content.
+
+Fonts. A letter is set in Dunning Sans (`fonts/DunningSans*.ttf`), DejaVu Sans cut down by
+`fonts/make_subset.py` to Latin, Greek, Cyrillic, punctuation and currency symbols: the
+same glyphs and widths, so text is laid out exactly as in DejaVu Sans. A letter with a
+character outside it is drawn again in the full DejaVu Sans beside it, as before.
+
+fpdf2 would parse each font file for every document, and writing a PDF changes the parsed
+font (it is pruned to the glyphs used), so documents cannot share one. Here a file is
+parsed once per process (`_FontFile`); each document gets a copy of fpdf2's font object
+with its own changeable parts (`_add_font`) and, when the PDF is written (`_Writer`), a
+fontTools font of its own, read from bytes: the in-memory cut of Dunning Sans to Latin
+(`SMALL`) if that has every glyph the document uses, else the file. fpdf2 subsets either
+to the same glyphs, so the bytes are the same; the smaller font is quicker to read. And
+fontTools writes it without re-encoding its glyphs (`_DocumentFont`).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import io
 import logging
 import re
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
 from functools import cache
 from importlib import resources
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
+from fontTools import subset as ftsubset
+from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import TableBordersLayout, XPos, YPos
-from fpdf.fonts import FontFace
+from fpdf.fonts import FontFace, SubsetMap, TTFFont
+from fpdf.output import OutputProducer
 
 from dunning.letters.config import Letterhead
 from dunning.letters.model import Letter, one_line
@@ -28,20 +50,185 @@ from dunning.letters.wording import Wording, wording
 logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 PRODUCER = "dunning-engine letters"
-FONT = "DejaVuSans"
+FONT = "Sans"  # the family the drawing code sets, whichever files it comes from
+SUBSET_FILES = ("DunningSans.ttf", "DunningSans-Bold.ttf")
+FULL_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf")
+#: The characters of the in-memory cut of Dunning Sans: most letters use nothing else.
+SMALL = frozenset(chain(
+    range(0x20, 0x7F), range(0xA0, 0x180),  # Basic Latin, Latin-1, Latin Extended-A
+    (0x2009, 0x2013, 0x2014, 0x2018, 0x2019, 0x201A, 0x201C, 0x201D, 0x201E, 0x2022,
+     0x2026, 0x202F, 0x2030, 0x2039, 0x203A, 0x20AC, 0x2212),  # – — ‘ ’ “ ” • … € −
+))
 GREY = (100, 100, 100)
 LIGHT = (235, 238, 242)
 ACCENT = (30, 60, 110)
 LEFT, RIGHT, TOP = 25.0, 20.0, 15.0
 WIDTH = 210.0 - LEFT - RIGHT
 
+#: `TTFFont`'s attributes in fpdf2 2.8 (`__slots__`). Another set means another fpdf2 whose
+#: fonts we do not know how to copy: then every document parses its fonts, as fpdf2 does.
+_TTF_SLOTS = frozenset({
+    "i", "type", "name", "desc", "glyph_ids", "_hbfont", "sp", "ss", "up", "ut", "cw",
+    "ttffile", "fontkey", "emphasis", "scale", "subset", "cmap", "ttfont", "missing_glyphs",
+    "biggest_size_pt", "color_font", "unicode_range", "palette_index", "is_compressed",
+    "is_cff", "is_cid_keyed", "is_symbol", "cff_ros", "collection_font_number",
+})
+
 
 @cache
-def font_files() -> tuple[Path, Path]:
-    """The regular and bold TTF files shipped in the package."""
+def font_files(full: bool = False) -> tuple[Path, Path]:
+    """The regular and bold TTF files shipped in the package: the subset, or the full ones."""
     folder = resources.files(__package__) / "fonts"
-    regular, bold = folder / f"{FONT}.ttf", folder / f"{FONT}-Bold.ttf"
-    return Path(str(regular)), Path(str(bold))
+    regular, bold = FULL_FILES if full else SUBSET_FILES
+    return Path(str(folder / regular)), Path(str(folder / bold))
+
+
+class _DocumentFont(ttLib.TTFont):
+    """A Dunning Sans font for one document, written without unpacking its glyphs.
+
+    fpdf2 subsets it and writes it into the PDF. fontTools would recalculate every glyph's
+    bounding box on writing, re-encoding all the glyphs (half the time of writing a
+    letter); `make_subset.py` has already stored them as fontTools calculates them. So
+    this font is read with `recalcBBoxes=False` and, when written, gets the one thing that
+    matters of that recalculation: the font-wide box of its glyphs (in `head`), which PDF
+    readers use to size their glyph caches. `maxp` and `hhea` keep Dunning Sans's maxima.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data), recalcTimestamp=False, recalcBBoxes=False,
+                         lazy=True)
+
+    def save(self, file: Any, reorderTables: bool | None = True) -> None:
+        boxes = [box for glyph in self["glyf"].glyphs.values()
+                 if (box := _glyph_box(glyph)) is not None]
+        head = self["head"]
+        if boxes:
+            head.xMin = min(box[0] for box in boxes)
+            head.yMin = min(box[1] for box in boxes)
+            head.xMax = max(box[2] for box in boxes)
+            head.yMax = max(box[3] for box in boxes)
+        else:
+            head.xMin = head.yMin = head.xMax = head.yMax = 0
+        super().save(file, reorderTables)
+
+
+def _glyph_box(glyph: Any) -> tuple[int, int, int, int] | None:
+    """A glyph's stored bounding box; None for a glyph without outline (as in `maxp`)."""
+    data = getattr(glyph, "data", None)
+    if data is None:  # unpacked
+        if not glyph.numberOfContours:
+            return None
+        return glyph.xMin, glyph.yMin, glyph.xMax, glyph.yMax
+    if not data:
+        return None
+    contours, *box = struct.unpack(">5h", data[:10])
+    return tuple(box) if contours else None  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _FontFile:
+    """A TTF file as fpdf2 parsed it, once per process, and as bytes for each document."""
+
+    font: TTFFont  # metrics, character map, descriptor: copied, never written out itself
+    data: bytes  # the file
+    small: bytes | None  # Dunning Sans: the file cut down to SMALL; None: DejaVu Sans
+    small_glyphs: frozenset[str]  # the glyphs in `small`
+
+    def fonttools_font(self, glyphs: set[str]) -> ttLib.TTFont:
+        """A fontTools font for one document, read lazily when fpdf2 subsets it.
+
+        Dunning Sans: `small` if it has all `glyphs`, else the file. DejaVu Sans: as fpdf2
+        reads it.
+        """
+        if self.small is None:
+            return ttLib.TTFont(io.BytesIO(self.data), recalcTimestamp=False, lazy=True)
+        return _DocumentFont(self.small if glyphs <= self.small_glyphs else self.data)
+
+
+@cache
+def _font_file(path: Path, style: str) -> _FontFile | None:
+    """The file parsed by fpdf2, with its cut to SMALL if it is Dunning Sans.
+
+    None for an fpdf2 whose fonts we do not know how to copy. The cut is made with fpdf2's
+    subsetting options, but keeping the glyph names (fpdf2 finds glyphs by name) and all
+    the name records.
+    """
+    if frozenset(TTFFont.__slots__) != _TTF_SLOTS:
+        return None
+    scratch = FPDF()
+    scratch.add_font(FONT, style, str(path))
+    font = scratch.fonts[f"{FONT.lower()}{style}"]
+    if not isinstance(font, TTFFont) or font.color_font is not None or font.is_compressed:
+        return None
+    font.ttfont.close()
+    font.ttfont = None
+    data = path.read_bytes()
+    if path.name not in SUBSET_FILES:
+        return _FontFile(font, data, None, frozenset())
+    small = ttLib.TTFont(io.BytesIO(data), recalcTimestamp=False, recalcBBoxes=False)
+    options = ftsubset.Options(notdef_outline=True, recommended_glyphs=True, glyph_names=True,
+                               name_IDs=["*"], name_languages=["*"])
+    subsetter = ftsubset.Subsetter(options)
+    subsetter.populate(unicodes=SMALL)
+    subsetter.subset(small)
+    out = io.BytesIO()
+    small.save(out)
+    return _FontFile(font, data, out.getvalue(), frozenset(small.getGlyphOrder()))
+
+
+def _add_font(pdf: _LetterPDF, style: str, path: Path) -> None:
+    """`pdf.add_font(FONT, style, path)`, from the file parsed once per process.
+
+    What fpdf2 changes while it draws and writes a document is the document's own: the
+    subset map, the missing glyphs, the widths (a defaultdict), the font descriptor (it
+    gets the document's object id and font stream), and the fontTools font (`_Writer`
+    gives each document its own; fpdf2 prunes it to the glyphs used). The rest is shared.
+    """
+    file = _font_file(path, style)
+    if file is None:
+        pdf.add_font(FONT, style, str(path))
+        return
+    proto = file.font
+    font = TTFFont.__new__(TTFFont)
+    for name in _TTF_SLOTS:
+        if hasattr(proto, name):  # fpdf2 leaves some unset (unicode_range)
+            setattr(font, name, getattr(proto, name))
+    font.i = len(pdf.fonts) + 1
+    font.cw = copy.copy(proto.cw)
+    font.glyph_ids = dict(proto.glyph_ids)
+    font.desc = copy.copy(proto.desc)
+    font.missing_glyphs = []
+    font.biggest_size_pt = 0
+    font._hbfont = None
+    font.ttfont = None  # set by _Writer, when the glyphs the document uses are known
+    font.subset = SubsetMap(font)
+    pdf.fonts[font.fontkey] = font
+    pdf.font_sources[font.fontkey] = file
+
+
+class _OutsideSubset(Exception):
+    """The letter has a character that Dunning Sans lacks: draw it in DejaVu Sans."""
+
+
+class _Writer(OutputProducer):
+    """fpdf2's PDF writer, after the last footer is drawn: each font gets its fontTools font.
+
+    Stops with `_OutsideSubset` before writing anything if a character drawn is not in
+    Dunning Sans.
+    """
+
+    def bufferize(self) -> bytearray:
+        pdf = self.fpdf
+        assert isinstance(pdf, _LetterPDF)
+        lacking = any(isinstance(font, TTFFont) and font.missing_glyphs
+                      for font in pdf.fonts.values())
+        if lacking and not pdf.full_fonts:
+            raise _OutsideSubset
+        for key, file in pdf.font_sources.items():
+            font = pdf.fonts[key]
+            assert isinstance(font, TTFFont)
+            font.ttfont = file.fonttools_font(set(font.subset.get_all_glyph_names()))
+        return super().bufferize()
 
 
 @dataclass(frozen=True)
@@ -63,13 +250,15 @@ def _safe(name: str) -> str:
 
 
 class _LetterPDF(FPDF):
-    def __init__(self, words: Wording, letterhead: Letterhead) -> None:
+    def __init__(self, words: Wording, letterhead: Letterhead, full_fonts: bool = False) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.words = words
         self.letterhead = letterhead
-        regular, bold = font_files()
-        self.add_font(FONT, "", str(regular))
-        self.add_font(FONT, "B", str(bold))
+        self.full_fonts = full_fonts
+        self.font_sources: dict[str, _FontFile] = {}
+        regular, bold = font_files(full_fonts)
+        _add_font(self, "", regular)
+        _add_font(self, "B", bold)
         self.set_margins(LEFT, TOP, RIGHT)
         self.set_auto_page_break(True, margin=30)
         self.set_producer(PRODUCER)
@@ -102,7 +291,22 @@ def render(letter: Letter, letterhead: Letterhead) -> Rendered:
     """The PDF of one letter, in its language (or English, noted as a fallback)."""
     w = wording(letter.language)
     title = w.level(letter.level).title
-    pdf = _LetterPDF(w, letterhead)
+    try:
+        pdf = _draw(letter, letterhead, w, title, full_fonts=False)
+        data = bytes(pdf.output(output_producer_class=_Writer))
+    except _OutsideSubset:
+        pdf = _draw(letter, letterhead, w, title, full_fonts=True)
+        data = bytes(pdf.output(output_producer_class=_Writer))
+    filename = _safe(w.text("filename", account_id=letter.account_id,
+                            date=letter.as_of_date.isoformat()).removesuffix(".pdf")) + ".pdf"
+    return Rendered(pdf=data, language=w.language, fallback=w.fallback, title=title,
+                    filename=filename, pages=pdf.page_no())
+
+
+def _draw(letter: Letter, letterhead: Letterhead, w: Wording, title: str,
+          full_fonts: bool) -> _LetterPDF:
+    """The letter on its pages, but for the last footer (`output` draws it)."""
+    pdf = _LetterPDF(w, letterhead, full_fonts)
     pdf.set_creation_date(datetime.combine(letter.as_of_date, time(0), tzinfo=UTC))
     pdf.set_title(f"{title} – {one_line(letter.account_id)}")
     pdf.set_author(letterhead.name)
@@ -114,11 +318,7 @@ def render(letter: Letter, letterhead: Letterhead) -> Rendered:
     _address(pdf, letter, letterhead, w)
     _info(pdf, letter, w)
     _body(pdf, letter, w, title, letterhead)
-    data = bytes(pdf.output())
-    filename = _safe(w.text("filename", account_id=letter.account_id,
-                            date=letter.as_of_date.isoformat()).removesuffix(".pdf")) + ".pdf"
-    return Rendered(pdf=data, language=w.language, fallback=w.fallback, title=title,
-                    filename=filename, pages=pdf.page_no())
+    return pdf
 
 
 def _letterhead(pdf: _LetterPDF, lh: Letterhead) -> None:
