@@ -1,0 +1,276 @@
+"""Bulk loader: account state written straight into a worker's RocksDB table partitions.
+
+Ingesting a million accounts through Kafka takes longer than a benchmark should; the
+loader builds the same rows in-process and writes them where the worker's Faust RocksDB
+store will open them:
+
+* the path of each table partition is the store's own (`Store.partition_path`, under
+  `<state_dir>/worker/v1/tables/<table>-<partition>.db`), asked of the app
+  `processors.app.create_app` builds, and each DB is opened with the store's options;
+* an account lands in the partition the Kafka default partitioner (murmur2 of the key)
+  gives its id: the partition its input events would have been published to;
+* the rows are made by the worker's own ingest code: `processors.handlers.Handlers.
+  _apply_input` on every generated event (the Avro encode/decode round trip is skipped:
+  the records are already what the codec returns), then one `StoredAccount.dumps()` per
+  account under `account_key`, its due-index key `due_key(index_day, account)` with the
+  `index_day` the handler computed (`Handlers.next_day`). Nothing else: like a worker
+  that has only ingested, the first run looks at every account (no `v|index` key in
+  `work_index`); with `Spec(indexed=True)` the loader writes that key (the procedures'
+  version) as an earlier run would, and the first run uses the due index.
+
+The changelog topics stay empty: Faust's recovery then has nothing to replay and keeps
+the local state. Loaded state is cached under `bench-results/cache/` (keyed by the
+parameters and the source of the code that makes the rows) and copied per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from bench import common, gen
+
+SOURCES = ("bench/gen.py", "bench/bulk.py", "processors/handlers.py", "processors/state.py",
+           "processors/state_codec.py", "processors/convert.py", "domain/account.py",
+           "domain/schedule.py", "domain/procedures.py", "processors/app.py")
+TABLES = ("accounts", "due_index", "work_index")
+FLUSH_EVERY = 20000
+
+
+@dataclass(frozen=True)
+class Spec:
+    accounts: int
+    seed: int = 1
+    as_of: date = gen.AS_OF
+    partitions: int = common.PARTITIONS
+    prefix: str = "ACC"
+    #: Write `v|index` (the procedures' version) in `work_index`, as an earlier run
+    #: would: the first run then trusts the due index. Off: the state is exactly what
+    #: ingest leaves, and the first run looks at every account (as after ingest).
+    indexed: bool = False
+
+    def key(self, procedures: list[dict[str, Any]]) -> str:
+        h = hashlib.sha256(repr((self, procedures)).encode())
+        for src in SOURCES:
+            h.update((common.ROOT / src).read_bytes())
+        return f"n{self.accounts}-s{self.seed}-{self.as_of.isoformat()}-p{self.partitions}-" \
+               f"{'i' if self.indexed else 'f'}-{h.hexdigest()[:12]}"
+
+
+class _Msg:
+    """What `_apply_input` reads of a Kafka message; `decoded` skips the Avro decode."""
+
+    __slots__ = ("topic", "key", "value", "partition", "offset", "headers", "decoded")
+
+    def __init__(self, topic: str, key: bytes, decoded: tuple[str, dict[str, Any]]) -> None:
+        self.topic, self.key, self.value, self.decoded = topic, key, b"-", decoded
+        self.partition, self.offset, self.headers = 0, 0, None
+
+
+def _loader_handlers(settings: Any, procedures: list[dict[str, Any]]) -> Any:
+    """The worker's `Handlers`, over one account at a time: `load` and `store` keep the
+    account in memory; the caller writes the row once all its events are applied."""
+    from dunning.codec import Codec
+    from processors.handlers import Handlers
+    from processors.state import StoredAccount
+
+    class Loader(Handlers):
+        current: Any = None
+
+        def decode(self, message: Any, allowed: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+            rtype, record = message.decoded
+            if rtype not in allowed:
+                raise AssertionError(f"{rtype} on {message.topic}")
+            return rtype, record
+
+        def load(self, account_id: str, w: Any = None) -> StoredAccount:
+            if self.current is None or self.current.account.account_id != account_id:
+                self.current = super().load(account_id)
+            return self.current
+
+        def store(self, stored: StoredAccount, next_day: int | None, w: Any = None) -> None:
+            stored.index_day = -1 if next_day is None else next_day
+            self.current = stored
+
+    codec = Codec.from_settings(settings)
+    cat = common.catalog(settings, codec, procedures)
+    return Loader(app=None, settings=settings, codec=codec, procedures=cat, accounts={},
+                  due_index={}, work_index={}, runs={}, topic=None)
+
+
+def _drive(coro: Any) -> None:
+    """Run a coroutine that never suspends (`_apply_input` awaits nothing)."""
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    coro.close()
+    raise RuntimeError("the ingest handler suspended")
+
+
+def build_rows(handlers: Any, index: int, spec: Spec) -> tuple[bytes, bytes, bytes | None]:
+    """(account key, row, due-index key or None) of account `index`, through the ingest
+    handler."""
+    from processors.state import NO_DAY, account_key, due_key
+
+    handlers.current = None
+    for topic, rtype, record in gen.account_events(index, spec.seed, spec.as_of, spec.prefix):
+        _drive(handlers._apply_input(_Msg(topic, record["account_id"].encode(),  # noqa: SLF001
+                                          (rtype, record))))
+    stored = handlers.current
+    account_id = stored.account.account_id
+    due = due_key(stored.index_day, account_id) if stored.index_day != NO_DAY else None
+    return account_key(account_id), stored.dumps(), due
+
+
+def table_paths(settings: Any) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The RocksDB path of every partition of the account tables, and the store options,
+    as the worker's Faust app has them."""
+    from processors.app import create_app
+
+    app = create_app(settings)
+    paths = {name: [str(app.tables[name].data.partition_path(p))
+                    for p in range(settings.partitions)] for name in TABLES}
+    opts = app.tables["accounts"].data.rocksdb_options
+    options = {k: getattr(opts, k) for k in (
+        "max_open_files", "write_buffer_size", "max_write_buffer_number",
+        "target_file_size_base", "block_cache_size", "block_cache_compressed_size",
+        "bloom_filter_size", "use_rocksdict", "ttl")}
+    options.update(opts.extra_options)
+    return paths, options
+
+
+def _load_partitions(args: tuple[Spec, list[dict[str, Any]], list[int],
+                                 dict[str, list[str]], dict[str, Any], Any]) -> dict[str, int]:
+    spec, procedures, mine, paths, options, settings = args
+    from faust.stores.rocksdb import RocksDBOptions
+    from rocksdict import WriteBatch
+
+    handlers = _loader_handlers(settings, procedures)
+    rocks = RocksDBOptions(**options)
+    dbs = {(t, p): rocks.open(Path(paths[t][p])) for t in TABLES for p in mine}
+    batches = {k: WriteBatch(raw_mode=True) for k in dbs}
+    counts = {"accounts": 0, "due": 0, "bytes": 0}
+    wanted = set(mine)
+    try:
+        for i in range(spec.accounts):
+            key = gen.account_id(i, spec.prefix).encode()
+            p = common.partition_of(key, spec.partitions)
+            if p not in wanted:
+                continue
+            akey, row, due = build_rows(handlers, i, spec)
+            batches[("accounts", p)].put(akey, row)
+            counts["accounts"] += 1
+            counts["bytes"] += len(row)
+            if due is not None:
+                batches[("due_index", p)].put(due, b"")
+                counts["due"] += 1
+            if counts["accounts"] % FLUSH_EVERY == 0:
+                for k, b in batches.items():
+                    dbs[k].write(b)
+                    batches[k] = WriteBatch(raw_mode=True)
+        if spec.indexed:
+            for p in mine:
+                batches[("work_index", p)].put(b"v|index",
+                                               handlers.procedures.version.encode())
+        for k, b in batches.items():
+            dbs[k].write(b)
+        for db in dbs.values():
+            db.flush()
+    finally:
+        for db in dbs.values():
+            db.close()
+    return counts
+
+
+def load(spec: Spec, settings: Any, procedures: list[dict[str, Any]] | None = None,
+         processes: int = 2, verbose: bool = True) -> dict[str, Any]:
+    """Write the state of `spec` into the table partitions under `settings.state_dir`."""
+    procedures = procedures or common.procedure_records()
+    paths, options = table_paths(settings)
+    for name in TABLES:
+        for p in paths[name]:
+            shutil.rmtree(p, ignore_errors=True)
+            Path(p).parent.mkdir(parents=True, exist_ok=True)
+    shares = [[p for p in range(spec.partitions) if p % processes == k]
+              for k in range(processes)]
+    jobs = [(spec, procedures, mine, paths, options, settings) for mine in shares if mine]
+    t0 = time.monotonic()
+    if len(jobs) == 1:
+        results = [_load_partitions(jobs[0])]
+    else:
+        with multiprocessing.get_context("fork").Pool(len(jobs)) as pool:
+            results = pool.map(_load_partitions, jobs)
+    total = {k: sum(r[k] for r in results) for k in results[0]}
+    total["seconds"] = round(time.monotonic() - t0, 2)
+    total["mean_row_bytes"] = round(total["bytes"] / max(1, total["accounts"]), 1)
+    if verbose:
+        print(f"bulk load: {total['accounts']:,} accounts, {total['due']:,} due keys, "
+              f"{total['mean_row_bytes']} B/row, {total['seconds']} s", flush=True)
+    return total
+
+
+def cached_state(spec: Spec, procedures: list[dict[str, Any]] | None = None,
+                 processes: int = 2) -> tuple[Path, dict[str, Any]]:
+    """The loaded state of `spec` in the cache (built on first use): the directory to use
+    as a worker's `DUNNING_STATE_DIR` after copying it (`install`)."""
+    import json
+
+    from dunning.settings import Settings
+
+    procedures = procedures or common.procedure_records()
+    cache = common.RESULTS / "cache" / spec.key(procedures)
+    info = cache / "info.json"
+    if info.exists():
+        return cache / "state", json.loads(info.read_text())
+    # caches of the same spec made by older code are stale
+    stem = cache.name.rsplit("-", 1)[0]
+    for old in cache.parent.glob(f"{stem}-*"):
+        if old.name != cache.name and ".building-" not in old.name:
+            shutil.rmtree(old, ignore_errors=True)
+    # built aside and renamed into place: another benchmark may build the same at once
+    building = cache.with_name(f"{cache.name}.building-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    settings = Settings(partitions=spec.partitions, state_dir=building / "state",
+                        app_id="bench-bulk")
+    total = load(spec, settings, procedures, processes)
+    (building / "info.json").write_text(json.dumps(total))
+    try:
+        building.rename(cache)
+    except OSError:  # built by another process meanwhile
+        shutil.rmtree(building, ignore_errors=True)
+    return cache / "state", json.loads(info.read_text())
+
+
+def install(cached: Path, state_dir: Path) -> float:
+    """Copy a cached state into a worker's state dir (RocksDB rewrites its MANIFEST, so a
+    copy, not links). Returns the seconds it took."""
+    t0 = time.monotonic()
+    shutil.rmtree(state_dir / "worker", ignore_errors=True)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(cached / "worker", state_dir / "worker")
+    return time.monotonic() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--accounts", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--partitions", type=int, default=common.PARTITIONS)
+    ap.add_argument("--processes", type=int, default=2)
+    args = ap.parse_args()
+    path, info = cached_state(Spec(args.accounts, args.seed, partitions=args.partitions),
+                              processes=args.processes)
+    print(path, info)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The Faust baseline of the ingest benchmark: an agent that only decodes and counts.
+
+The same input topics, partitions, consumer and stream settings as the worker's `ingest`
+agent (`processors/app.py`), no tables: for every event `Codec.decode` of the value and
+one counter per topic. `GET /metrics/` answers in the worker's format
+(`dunning_applied_total{topic="billing.invoices"} N`), so the benchmark reads both alike.
+
+Run: `python -m bench.faust_baseline` with the worker's `DUNNING_*` environment.
+"""
+
+from __future__ import annotations
+
+import faust
+from faust.web import Request, Response, View
+
+from dunning.codec import Codec
+from dunning.settings import Settings
+from topics import catalogue as cat
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=settings.faust_broker,
+        store="memory://",
+        datadir=str(settings.state_dir / "baseline"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        key_serializer="raw",
+        value_serializer="raw",
+        table_standby_replicas=0,
+        broker_session_timeout=10.0,
+        broker_rebalance_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        producer_linger_ms=5,
+        producer_max_batch_size=512 * 1024,
+        stream_buffer_maxsize=8192,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        logging_config=None,
+        loghandlers=[],
+        **settings.faust_options(),
+    )
+    codec = Codec.from_settings(settings)
+    counts: dict[str, int] = {}
+    logical = {settings.topic(t): t for t in cat.ACCOUNT_INPUTS}
+    topic = app.topic(*(settings.topic(t) for t in cat.ACCOUNT_INPUTS), key_type=bytes,
+                      value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(topic, concurrency=1)
+    async def decode_and_count(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            codec.decode(message.value)
+            name = logical[message.topic]
+            counts[name] = counts.get(name, 0) + 1
+
+    @app.page("/metrics/")
+    async def metrics(web: View, request: Request) -> Response:
+        lines = [f'dunning_applied_total{{topic="{k}"}} {v}' for k, v in sorted(counts.items())]
+        return web.text("\n".join(lines) + "\n")
+
+    @app.page("/health/")
+    async def health(web: View, request: Request) -> Response:
+        return web.json({"status": "ok", "ready": True})
+
+    return app
+
+
+def main() -> None:
+    from faust import Worker
+
+    from dunning.logs import configure
+
+    settings = Settings.from_env()
+    configure(settings.log_format, "WARNING")
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    Worker(app, loglevel="warning", quiet=True, override_logging=False) \
+        .execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
