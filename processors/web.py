@@ -25,8 +25,11 @@ def register(app: faust.App, handlers: Any) -> None:
 
         stored = StoredAccount.loads(raw)
         body = convert.account_json(stored.account)
+        # -1: no rule can fire without new events; 0: looked at by the next run (the
+        # procedures were not known yet when the row was written)
         body["next_evaluation_date"] = (
-            convert.iso(stored.index_day) if stored.index_day >= 0 else None
+            convert.iso(stored.index_day) if stored.index_day > 0
+            else "next run" if stored.index_day == 0 else None
         )
         return web.json(body)
 

@@ -56,3 +56,21 @@ def test_state_is_intact_after_a_restart_and_after_a_rebuild_from_the_changelog(
     story.worker.start()
     got = {a: amounts(story, a) for a in accs}
     assert got == want
+
+
+def test_sigterm_during_ingest_exits_cleanly_and_nothing_is_lost_or_applied_twice(
+        restart_story):
+    story = restart_story
+    accs = [f"ST-{i:04d}" for i in range(400)]
+    story.send("billing.invoices", [e.invoice(a, f"W-{a}", [(f"W-{a}-1", "50.00", D)])
+                                    for a in accs])
+    wait_for(lambda: story.worker.account(accs[-1]) is not None, what="invoices applied")
+    # many payments, and SIGTERM while the worker is applying them
+    story.send("billing.payments", [e.payment(a, f"Q-{a}", "7.00", D) for a in accs])
+    assert story.worker.stop() == 0, story.worker.log()
+    story.worker.start()
+    wait_for(lambda: all(amounts(story, a) == {f"W-{a}-1": "43.00"} for a in accs[::20]),
+             what="payments applied")
+    got = {a: amounts(story, a) for a in accs}
+    assert got == {a: {f"W-{a}-1": "43.00"} for a in accs}
+    assert story.worker.metric("dunning_dead_letters_total", reason="duplicate_event_id") == 0
