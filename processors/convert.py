@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import schemas
 from domain import events as ev
 from domain import ids
 from domain.dates import from_day, to_day
@@ -296,8 +297,6 @@ def _scale_factor(currency: str, scale: int) -> int:
 @functools.cache
 def _schema(record_type: str) -> dict[str, Any]:
     """The self-contained schema of a record type, read once (only read, never changed)."""
-    import schemas
-
     return schemas.raw(record_type)
 
 
@@ -316,27 +315,12 @@ def proposal_record(p: Any, raw: bool = False) -> dict[str, Any]:
     return to_avro("DunningProposed", p, raw=raw, event_id=p.proposal_id)
 
 
-#: Command class name -> topic.
-COMMAND_TOPICS = {
-    "PrintDunningLetter": "dunning.letters",
-    "SetDunningLock": "dunning.locks",
-    "ReleaseToCollectionAgency": "dunning.collections",
-    "RequestSecurityDeposit": "dunning.deposits",
-    "NotifyAgent": "dunning.workflows",
-    "DeactivateInstallmentPlan": "dunning.workflows",
-    "PostDunningCharge": "dunning.postings",
-    "PostDunningInterest": "dunning.postings",
-    "PostDunningChargeReversal": "dunning.postings",
-    "PostDunningInterestReversal": "dunning.postings",
-}
-
-
 def command_outputs(account: Any, notice: Any) -> list[tuple[str, str, dict[str, Any]]]:
     """(topic, record type, record) for every command of a notice or reversal."""
     out = []
     for command in notice.commands:
         rtype = type(command).__name__
-        out.append((COMMAND_TOPICS[rtype], rtype, to_avro(rtype, command)))
+        out.append((schemas.TOPICS[rtype], rtype, to_avro(rtype, command)))
     return out
 
 
