@@ -6,6 +6,7 @@ topics) and has quirks of its own; see `processors/broker_quirks.py`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -129,10 +130,8 @@ class EmbeddedBroker:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 break
-            try:  # reap it if it is our child
+            with contextlib.suppress(ChildProcessError):  # reap it if it is our child
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
             time.sleep(0.05)
         else:
             os.kill(pid, signal.SIGKILL)

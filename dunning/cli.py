@@ -149,7 +149,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
             if rec.record is None:
                 print(json.dumps({"type": None, "error": rec.error, "partition": rec.partition,
                                   "offset": rec.offset}))
-            else:
+            elif rec.record_type is not None:
                 print(dumps(rec.record_type, rec.record), flush=True)
         return n
 
@@ -207,7 +207,7 @@ def cmd_proposals(args: argparse.Namespace) -> int:
             if rec.record and (args.run is None or rec.record["run_id"] == args.run):
                 r = rec.record
                 if args.json:
-                    print(dumps(rec.record_type, r))
+                    print(dumps("DunningProposed", r))
                 else:
                     print(f"{r['proposal_id']}  run {r['run_id']}  {r['account_id']}  "
                           f"level {r['level']}  {r['total_due']} {r['currency']}  "

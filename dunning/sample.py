@@ -75,7 +75,7 @@ def month(n_accounts: int, as_of: date, seed: int = 7, *, prefix: str = "ACC",
         for k in range(n_invoices):
             inv = f"INV-{acc}-{k}"
             issued = as_of - timedelta(days=rnd.randrange(20, 80))
-            items = []
+            items: list[dict[str, Any]] = []
             for m in range(1 + rnd.randrange(3)):
                 amount = Decimal(rnd.randrange(1500, 60000)) / 100
                 items.append({"item_id": f"{inv}-{m}", "amount": amount,
@@ -85,7 +85,7 @@ def month(n_accounts: int, as_of: date, seed: int = 7, *, prefix: str = "ACC",
                 "event_id": eid("inv", inv), "account_id": acc, "invoice_id": inv,
                 "currency": "EUR", "issued_on": issued, "items": items}))
             roll = rnd.random()
-            total = sum((it["amount"] for it in items), Decimal(0))
+            total: Decimal = sum((it["amount"] for it in items), Decimal(0))
             pay_id = f"PAY-{inv}"
             if roll < 0.35:  # paid in full, allocated
                 s.payments.append(("PaymentReceived", {
@@ -122,10 +122,10 @@ def month(n_accounts: int, as_of: date, seed: int = 7, *, prefix: str = "ACC",
         s.notable[planned] = "instalment plan"
     if n_accounts >= 4:
         moved = account_id(3, prefix)
-        inv = [rec for t, rec in s.invoices if rec["account_id"] == moved][0]
+        moved_invoice = [rec for t, rec in s.invoices if rec["account_id"] == moved][0]
         s.due_dates.append(("DueDateChanged", {
             "event_id": eid("due", moved), "account_id": moved,
-            "item_id": inv["items"][0]["item_id"], "due_date": as_of + timedelta(days=7),
+            "item_id": moved_invoice["items"][0]["item_id"], "due_date": as_of + timedelta(days=7),
             "reason": "customer asked for time"}))
         s.notable[moved] = "due date moved"
     s.payment_runs.append(("PaymentRunCompleted", {

@@ -12,7 +12,7 @@ store, send. Three agents:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import faust
 import structlog
@@ -60,7 +60,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=4 * 1024 * 1024,
         logging_config=None,
         loghandlers=[],
-        **settings.faust_options(),
+        **cast(dict[str, Any], settings.faust_options()),
     )
 
     def topic(*names: str, **kw: Any) -> faust.TopicT:
@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> faust.App:
             key_serializer="raw", value_serializer="raw", **kw,
         )
 
-    def table(name: str, partitions: int) -> faust.Table:
+    def table(name: str, partitions: int) -> Any:
         # Keys and values are bytes; the app-wide raw serializers apply to the changelog.
         return app.Table(
             name, key_type=bytes, value_type=bytes, partitions=partitions, default=None,

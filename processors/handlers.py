@@ -130,8 +130,8 @@ class Handlers:
         batch per topic partition (several times faster than one send per record); keyed
         records go where the default Kafka partitioner (murmur2) puts them, as upstream
         producers' records do, so an account's records share one partition number."""
-        producer = self.app.producer._ensure_producer()  # noqa: SLF001 (the aiokafka producer)
-        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+        producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]  # noqa: SLF001
+        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
         for topic, key, value, partition in outs:
             if partition is None:
                 count = self._partition_counts.get(topic)
@@ -456,7 +456,8 @@ class Handlers:
 
     def applied_offset(self, topic: str, partition: int) -> int:
         mem = self.applied.get((topic, partition), 0)
-        committed = self.app.consumer._committed_offset.get(TP(topic, partition))  # noqa: SLF001
+        committed = self.app.consumer._committed_offset.get(  # type: ignore[attr-defined]  # noqa: SLF001
+            TP(topic, partition))
         return max(mem, committed or 0)
 
     async def wait_applied(self, partition: int, targets: dict[str, int]) -> None:

@@ -35,7 +35,8 @@ def register(app: faust.App, handlers: Any) -> None:
 
     @app.page("/health/")
     async def health(web: View, request: Request) -> Response:
-        ready = handlers.procedures.ready.is_set() and app.tables.recovery.completed.is_set()
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        ready = handlers.procedures.ready.is_set() and recovery.completed.is_set()
         return web.json({"status": "ok", "ready": ready}, status=200 if ready else 503)
 
     @app.page("/metrics/")

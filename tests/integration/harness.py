@@ -54,7 +54,8 @@ class Worker:
 
     def start(self, timeout: float = 90.0) -> Worker:
         self.starts += 1
-        self.log_path = self.settings.state_dir / f"worker-{self.settings.web_port}-{self.starts}.log"
+        name = f"worker-{self.settings.web_port}-{self.starts}.log"
+        self.log_path = self.settings.state_dir / name
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
