@@ -10,7 +10,8 @@ start:
 * raw     – an `AIOKafkaConsumer` (`getmany`), nothing else;
 * raw+dec – the same, plus `Codec.decode` of every value;
 * faust   – `bench/faust_baseline.py`: a Faust agent with the worker's settings that only
-            decodes and counts (a subprocess, counters on `GET /metrics/`);
+            decodes and counts (a subprocess, counters on `GET /metrics/`); and the same
+            over `stream.take(1000)` batches (`--take`, to show what batching buys);
 * worker  – `python -m dunning worker` with an empty state dir: events applied to account
             state (`dunning_applied_total` of `GET /metrics/`).
 
@@ -18,7 +19,7 @@ Rate = events / seconds from the first to the last event seen (counters polled e
 process start-up and group join are left out and shown apart). With `--profile`, the
 worker phase runs a second time under py-spy (so the measured rate stays unperturbed).
 
-    python -m bench.ingest [--accounts 50000] [--seed 1] [--profile]
+    python -m bench.ingest [--accounts 30000] [--seed 1] [--take 1000] [--profile]
 """
 
 from __future__ import annotations
@@ -128,9 +129,11 @@ def plot(results: dict[str, Any], path: Any) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    names = [k for k in ("raw", "raw+decode", "faust", "worker") if k in results["phases"]]
+    names = [k for k in results["phases"] if "py-spy" not in k]
     rates = [results["phases"][k]["events_per_s"] for k in names]
-    bars = ax1.bar(names, rates, color=["#999", "#777", "#4a7", "#c53"][: len(names)])
+    bars = ax1.bar(names, rates, color=["#c53" if k == "worker" else "#4a7"
+                                        if k.startswith("faust") else "#888" for k in names])
+    ax1.tick_params(axis="x", labelsize=8)
     ax1.bar_label(bars, labels=[f"{r:,.0f}" for r in rates])
     ax1.set_ylabel("events / s")
     ax1.set_yscale("log")
@@ -185,6 +188,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                logs / "faust-baseline.log")
         phases["faust"] = await counted(baseline, total, args.timeout)
         print("faust", phases["faust"]["events_per_s"], flush=True)
+        if args.take:
+            tset = replace(settings, app_id=settings.app_id + "-take", web_port=free_port(),
+                           state_dir=work / "take")
+            taker = common.Proc("faust-take", [sys.executable, "-m", "bench.faust_baseline"],
+                                common.worker_env(tset, BENCH_BASELINE_TAKE=str(args.take)),
+                                tset.web_port, logs / "faust-take.log")
+            phases[f"faust take({args.take})"] = await counted(taker, total, args.timeout)
+            print("faust take", phases[f"faust take({args.take})"]["events_per_s"], flush=True)
         wset = replace(settings, web_port=free_port(), state_dir=work / "worker")
         phases["worker"] = await counted(common.worker(wset, logs), total, args.timeout)
         print("worker", phases["worker"]["events_per_s"], flush=True)
@@ -234,7 +245,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--accounts", type=int, default=50_000)
+    ap.add_argument("--accounts", type=int, default=30_000)
+    ap.add_argument("--take", type=int, default=1000,
+                    help="also a Faust baseline over stream.take(N) batches (0: not)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--partitions", type=int, default=common.PARTITIONS)
     ap.add_argument("--timeout", type=float, default=300.0)
