@@ -26,6 +26,10 @@ from topics import catalogue as cat
 
 log = structlog.get_logger("dunning.worker")
 
+#: Input events folded into account state per unit of work, and how long to wait for them.
+INGEST_BATCH = 1000
+INGEST_WITHIN = 0.05
+
 
 def create_app(settings: Settings) -> faust.App:
     broker_quirks.install_faust_recovery_fix(settings.kafka_client_kwargs())
@@ -95,8 +99,9 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(topic(*cat.ACCOUNT_INPUTS), concurrency=1)
     async def ingest(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await handlers.on_input(event)
+        batches = stream.take_events(INGEST_BATCH, within=INGEST_WITHIN)  # type: ignore[attr-defined]
+        async for events in batches:
+            await handlers.on_inputs(list(events))
 
     @app.agent(topic(cat.PAYMENT_RUNS, cat.DECISIONS, cat.RUN_PROGRESS), concurrency=1)
     async def control(stream: faust.StreamT) -> None:

@@ -125,7 +125,7 @@ class Handlers:
             partition,
         )
 
-    async def send(self, outs: Iterable[Out]) -> None:
+    async def send(self, outs: Iterable[Out]) -> dict[tuple[str, int], int]:
         """Send and wait until the broker has every record. Records are grouped into one
         batch per topic partition (several times faster than one send per record); keyed
         records go where the default Kafka partitioner (murmur2) puts them, as upstream
@@ -141,16 +141,26 @@ class Handlers:
                 partition = (murmur2(key) & 0x7FFFFFFF) % count if key else 0
             groups.setdefault((topic, partition), []).append((key, value))
         futures = []
+        sizes = []
         for (topic, partition), records in groups.items():
             batch = producer.create_batch()
+            n = 0
             for key, value in records:
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    sizes.append(n)
                     batch = producer.create_batch()
                     batch.append(key=key, value=value, timestamp=None)
+                    n = 0
+                n += 1
             futures.append(await producer.send_batch(batch, topic, partition=partition))
+            sizes.append(n)
+        last: dict[tuple[str, int], int] = {}
         if futures:
-            await asyncio.gather(*futures)
+            for meta, n in zip(await asyncio.gather(*futures), sizes, strict=True):
+                tp = (meta.topic, meta.partition)
+                last[tp] = max(last.get(tp, -1), meta.offset + n - 1)
+        return last
 
     def lock(self, partition: int) -> asyncio.Lock:
         """One account partition's rows are changed by one unit of work at a time (ingest
@@ -163,14 +173,17 @@ class Handlers:
     async def commit(self, outs: list[Out], writes: Writes) -> None:
         """Send a unit's records with its rows' changelog, then write the rows locally."""
         if writes:
-            # Faust's own buffered changelog records (ingest) go to the broker first, so
-            # each table's changelog keeps the order in which its rows changed.
+            # Faust's own buffered changelog records go to the broker first, so each
+            # table's changelog keeps the order in which its rows changed.
             await self.app.producer.buffer.flush()
             outs = [*outs, *writes.changelog()]
-        await self.send(outs)
-        writes.apply()
+        offsets = await self.send(outs)
+        writes.apply(offsets)
 
     async def dead_letter(self, message: Any, code: str, detail: str) -> None:
+        await self.send([self.dead_letter_out(message, code, detail)])
+
+    def dead_letter_out(self, message: Any, code: str, detail: str) -> Out:
         self.metrics.dead_letters.labels(code).inc()
         log_unusable(code, detail, topic=message.topic, partition=message.partition,
                      offset=message.offset)
@@ -182,8 +195,7 @@ class Handlers:
         replay_of = replayed_dead_letter(message)
         if replay_of:  # a replayed dead letter that failed again keeps its id
             record["event_id"] = replay_of
-        await self.send([self.out(cat.DEAD_LETTERS, "DeadLetter", record,
-                                  self.logical(message.topic))])
+        return self.out(cat.DEAD_LETTERS, "DeadLetter", record, self.logical(message.topic))
 
     async def guarded(self, event: faust.EventT, work: Callable[[Any], Any]) -> None:
         """The one error policy: nothing escapes an agent loop."""
@@ -275,18 +287,44 @@ class Handlers:
         return next_evaluation_day(account, procs, after)
 
     # ------------------------------------------------------------------ ingest
-    async def on_input(self, event: faust.EventT) -> None:
-        message = event.message
-        try:
-            await self.guarded(event, self._apply_input)
-        finally:
-            self.applied[(message.topic, message.partition)] = message.offset + 1
+    async def on_inputs(self, events: list[faust.EventT]) -> None:
+        """A batch of input events (`stream.take_events`): per account partition, every
+        event is folded into its account in memory, then the changed rows go out in one
+        unit. Faust acknowledges the events once this returns."""
+        by_partition: dict[int, list[Any]] = {}
+        for event in events:
+            by_partition.setdefault(event.message.partition, []).append(event.message)
+        for partition, messages in by_partition.items():
+            async with self.lock(partition):
+                await self._apply_inputs(partition, messages)
+            for message in messages:
+                self.applied[(message.topic, message.partition)] = message.offset + 1
 
-    async def _apply_input(self, message: Any) -> None:
-        async with self.lock(message.partition):
-            await self._apply_input_locked(message)
+    async def _apply_inputs(self, partition: int, messages: list[Any]) -> None:
+        w = Writes(partition)
+        outs: list[Out] = []
+        rows: dict[str, StoredAccount] = {}
+        changed: set[str] = set()
+        for message in messages:
+            try:
+                account_id = self._apply_input(message, rows, w)
+                if account_id is not None:
+                    changed.add(account_id)
+            except (Unusable, Rejected) as exc:
+                outs.append(self.dead_letter_out(message, exc.code, exc.detail))
+            except Exception as exc:  # a bug, not bad input: keep the evidence, go on
+                log.exception("event failed", topic=message.topic, partition=partition,
+                              offset=message.offset)
+                outs.append(self.dead_letter_out(message, "processing_error",
+                                                 f"{type(exc).__name__}: {exc}"))
+        for account_id in changed:
+            stored = rows[account_id]
+            self.store(stored, self.next_day(stored.account, 0), w)
+        await self.commit(outs, w)
 
-    async def _apply_input_locked(self, message: Any) -> None:
+    def _apply_input(self, message: Any, rows: dict[str, StoredAccount],
+                     w: Writes) -> str | None:
+        """Fold one input event into its account (in `rows`); the account id if it changed."""
         topic = self.logical(message.topic)
         rtype, record = self.decode(message, cat.BY_NAME[topic].records)
         account_id = record["account_id"]
@@ -294,16 +332,17 @@ class Handlers:
             raise Unusable(
                 "key_mismatch", f"key {message.key!r} is not the account_id {account_id!r}"
             )
-        stored = self.load(account_id)
+        stored = rows.get(account_id) or self.load(account_id, w)
         domain_event = convert.input_event(
             rtype, record, lambda ids: items_currency(stored.account, ids))
         digest = hashlib.blake2b(repr(domain_event).encode(), digest_size=8).digest()
         updated = evolve(stored.account, domain_event, digest)
         self.metrics.applied.labels(topic).inc()
+        rows[account_id] = stored
         if updated is stored.account:
-            return
+            return None
         stored.account = updated
-        self.store(stored, self.next_day(updated, 0))
+        return account_id
 
     # ------------------------------------------------------------------ control
     async def on_control(self, event: faust.EventT) -> None:

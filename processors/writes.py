@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from faust.types import TP
+
 Out = tuple[str, bytes | None, bytes | None, int | None]
 
 
@@ -41,15 +43,24 @@ class Writes:
         return [(table.changelog_topic.get_topic_name(), key, value, p)
                 for (_, key), (table, value) in self._rows.items()]
 
-    def apply(self) -> None:
-        """Write the rows to the local store (after the broker has the changelog)."""
+    def apply(self, offsets: dict[tuple[str, int], int] | None = None) -> None:
+        """Write the rows to the local store (after the broker has the changelog), and
+        remember each changelog's last offset as Faust does, so a restart's recovery reads
+        only what came after."""
+        tables = {}
         for (_, key), (table, value) in self._rows.items():
             db = db_of(table, self.partition)
             if value is None:
                 db.delete(key)
             else:
                 db.put(key, value)
+            tables[id(table)] = table
         self._rows.clear()
+        for table in tables.values():
+            topic = table.changelog_topic.get_topic_name()
+            last = (offsets or {}).get((topic, self.partition))
+            if last is not None:
+                table.data.set_persisted_offset(TP(topic, self.partition), last)
 
 
 def db_of(table: Any, partition: int) -> Any:
