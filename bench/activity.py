@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="py-spy on the first worker during the backlog and activity runs")
     args = ap.parse_args()
+    common.quiet()
     args.no_activity, args.no_daily, args.share, args.keep = False, True, 0.0, False
     results = []
     for w in args.workers:

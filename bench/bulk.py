@@ -267,6 +267,7 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=common.PARTITIONS)
     ap.add_argument("--processes", type=int, default=2)
     args = ap.parse_args()
+    common.quiet()
     path, info = cached_state(Spec(args.accounts, args.seed, partitions=args.partitions),
                               processes=args.processes)
     print(path, info)

@@ -46,6 +46,13 @@ PARTITIONS = 8
 Event = tuple[str, str, dict[str, Any]]
 
 
+def quiet() -> None:
+    """Warnings and errors only from this process's loggers (structlog included)."""
+    from dunning.logs import configure
+
+    configure("console", "WARNING")
+
+
 # ------------------------------------------------------------------ procedures
 def procedure_records(auto_approve: bool = False) -> list[dict[str, Any]]:
     """The procedures of `dunning/data/procedures.yaml` as Avro records. With

@@ -254,6 +254,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="run the worker phase again under py-spy; write the profile")
     args = ap.parse_args()
+    common.quiet()
     results = asyncio.run(main_async(args))
     rows = []
     for name, ph in results["phases"].items():

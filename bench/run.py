@@ -205,23 +205,24 @@ async def one(n: int, n_workers: int, args: argparse.Namespace) -> dict[str, Any
                     result["backlog"]["drained_s"] = await drained(settings, t0, args.timeout)
                     result["memory_backlog"] = memory(workers)
                     print(f"  backlog run: {result['backlog']}", flush=True)
-                    if args.no_activity:
-                        return result
                     # -- activity run
-                    run_id = done["run_id"]
-                    with prof.phase("activity"):
-                        t0 = time.monotonic()
-                        await common.publish(settings, [("dunning.decisions", "RunApproved", {
-                            "event_id": eid("approve", run_id), "run_id": run_id,
-                            "decided_by": "bench"})], key_field="run_id")
-                        t1, act = await runs.wait("ActivityRunCompleted", run_id, args.timeout)
-                    result["activity"] = {"seconds": round(t1 - t0, 3),
-                                          "notices": act["notices"],
-                                          "commands": act["commands"],
-                                          "notices_per_s": round(act["notices"] / (t1 - t0), 1)}
-                    result["activity"]["drained_s"] = await drained(settings, t0, args.timeout)
-                    result["memory_activity"] = memory(workers)
-                    print(f"  activity run: {result['activity']}", flush=True)
+                    if not args.no_activity:
+                        run_id = done["run_id"]
+                        with prof.phase("activity"):
+                            t0 = time.monotonic()
+                            await common.publish(settings, [(
+                                "dunning.decisions", "RunApproved", {
+                                    "event_id": eid("approve", run_id), "run_id": run_id,
+                                    "decided_by": "bench"})], key_field="run_id")
+                            t1, act = await runs.wait("ActivityRunCompleted", run_id,
+                                                      args.timeout)
+                        result["activity"] = {
+                            "seconds": round(t1 - t0, 3), "notices": act["notices"],
+                            "commands": act["commands"],
+                            "notices_per_s": round(act["notices"] / (t1 - t0), 1),
+                            "drained_s": await drained(settings, t0, args.timeout)}
+                        result["memory_activity"] = memory(workers)
+                        print(f"  activity run: {result['activity']}", flush=True)
                     # -- the next day's payments and invoices, then the daily run
                     for k, label in ((1, "daily"), (2, "daily2"))[:0 if args.no_daily else 2]:
                         day = as_of + timedelta(days=k)
@@ -357,7 +358,7 @@ def main() -> None:
                     help="state as after an earlier run (the backlog run uses the due index "
                     "instead of looking at every account, as the first run after ingest does)")
     ap.add_argument("--no-activity", action="store_true",
-                    help="only the backlog run (no activity run, no daily run)")
+                    help="no activity run (the daily runs follow the unapproved backlog run)")
     ap.add_argument("--no-daily", action="store_true", help="no daily runs")
     ap.add_argument("--keep", action="store_true",
                     help="keep the workers' state dirs (bench-results/tmp/)")
@@ -365,6 +366,7 @@ def main() -> None:
                     help="py-spy on the first worker during each phase (slows it)")
     ap.add_argument("--name", default="run", help="results file name stem")
     args = ap.parse_args()
+    common.quiet()
     results = []
     for n in args.accounts:
         for w in args.workers:

@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    common.quiet()
     result = asyncio.run(verify(args.accounts, args.seed))
     print(common.table([[result["accounts"], result["events"], result["accounts_differing"],
                          result["proposals"], result["proposals_equal"],
