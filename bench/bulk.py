@@ -10,8 +10,9 @@ store will open them:
 * an account lands in the partition the Kafka default partitioner (murmur2 of the key)
   gives its id: the partition its input events would have been published to;
 * the rows are made by the worker's own ingest code: `processors.handlers.Handlers.
-  _apply_input` on every generated event (the Avro encode/decode round trip is skipped:
-  the records are already what the codec returns), then one `StoredAccount.dumps()` per
+  _apply_inputs` over each account's generated events (the batch a worker gets; the Avro
+  encode/decode round trip is skipped: the records are already what the codec returns),
+  writing through `processors.writes.Writes` into memory: one `StoredAccount.dumps()` per
   account under `account_key`, its due-index key `due_key(index_day, account)` with the
   `index_day` the handler computed (`Handlers.next_day`). Nothing else: like a worker
   that has only ingested, the first run looks at every account (no `v|index` key in
@@ -38,7 +39,8 @@ from typing import Any
 
 from bench import common, gen
 
-SOURCES = ("bench/gen.py", "bench/bulk.py", "processors/handlers.py", "processors/state.py",
+SOURCES = ("bench/gen.py", "bench/bulk.py", "processors/handlers.py", "processors/writes.py",
+           "processors/state.py",
            "processors/state_codec.py", "processors/convert.py", "domain/account.py",
            "domain/schedule.py", "domain/procedures.py", "processors/app.py")
 TABLES = ("accounts", "due_index", "work_index")
@@ -66,48 +68,82 @@ class Spec:
 
 
 class _Msg:
-    """What `_apply_input` reads of a Kafka message; `decoded` skips the Avro decode."""
+    """What the ingest handler reads of a Kafka message; `decoded` skips the Avro decode."""
 
     __slots__ = ("topic", "key", "value", "partition", "offset", "headers", "decoded")
 
-    def __init__(self, topic: str, key: bytes, decoded: tuple[str, dict[str, Any]]) -> None:
+    def __init__(self, topic: str, key: bytes, partition: int,
+                 decoded: tuple[str, dict[str, Any]]) -> None:
         self.topic, self.key, self.value, self.decoded = topic, key, b"-", decoded
-        self.partition, self.offset, self.headers = 0, 0, None
+        self.partition, self.offset, self.headers = partition, 0, None
+
+
+class _Rows(dict):  # type: ignore[type-arg]
+    """One table partition in memory, with the RocksDB calls `processors.writes` makes."""
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.pop(key, None)
+
+
+class _Topic:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+class _Table:
+    """A stand-in for a Faust table: `table.data._db_for_partition(p)` is a `_Rows`; no
+    changelog (offsets are not kept: the loaded state has no changelog records)."""
+
+    def __init__(self, name: str = "table") -> None:
+        self.data = self
+        self.parts: dict[int, _Rows] = {}
+        self.changelog_topic = _Topic(f"{name}-changelog")
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        return None
+
+    def _db_for_partition(self, partition: int) -> _Rows:
+        return self.parts.setdefault(partition, _Rows())
+
+    def get(self, key: bytes) -> bytes | None:  # the Faust table API, outside a unit
+        return next((p[key] for p in self.parts.values() if key in p), None)
 
 
 def _loader_handlers(settings: Any, procedures: list[dict[str, Any]]) -> Any:
-    """The worker's `Handlers`, over one account at a time: `load` and `store` keep the
-    account in memory; the caller writes the row once all its events are applied."""
+    """The worker's `Handlers` over in-memory tables: its batch ingest (`_apply_inputs`:
+    fold a partition's events into their accounts, store each changed account once with
+    its due-index entry) writes through `processors.writes.Writes` into `_Table`s; the
+    caller moves the rows to RocksDB."""
     from dunning.codec import Codec
     from processors.handlers import Handlers
-    from processors.state import StoredAccount
 
     class Loader(Handlers):
-        current: Any = None
-
         def decode(self, message: Any, allowed: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
             rtype, record = message.decoded
             if rtype not in allowed:
                 raise AssertionError(f"{rtype} on {message.topic}")
             return rtype, record
 
-        def load(self, account_id: str, w: Any = None) -> StoredAccount:
-            if self.current is None or self.current.account.account_id != account_id:
-                self.current = super().load(account_id)
-            return self.current
-
-        def store(self, stored: StoredAccount, next_day: int | None, w: Any = None) -> None:
-            stored.index_day = -1 if next_day is None else next_day
-            self.current = stored
+        async def commit(self, outs: list[Any], writes: Any) -> None:
+            if outs:  # dead letters: the generated data must all be usable
+                raise RuntimeError(f"{len(outs)} generated events were not usable")
+            writes.apply()
 
     codec = Codec.from_settings(settings)
     cat = common.catalog(settings, codec, procedures)
-    return Loader(app=None, settings=settings, codec=codec, procedures=cat, accounts={},
-                  due_index={}, work_index={}, runs={}, topic=None)
+    return Loader(app=None, settings=settings, codec=codec, procedures=cat,
+                  accounts=_Table("accounts"), due_index=_Table("due_index"),
+                  work_index=_Table("work_index"), runs=_Table("runs"), topic=None)
 
 
 def _drive(coro: Any) -> None:
-    """Run a coroutine that never suspends (`_apply_input` awaits nothing)."""
+    """Run a coroutine that never suspends (the ingest path awaits only `commit`)."""
     try:
         coro.send(None)
     except StopIteration:
@@ -116,19 +152,13 @@ def _drive(coro: Any) -> None:
     raise RuntimeError("the ingest handler suspended")
 
 
-def build_rows(handlers: Any, index: int, spec: Spec) -> tuple[bytes, bytes, bytes | None]:
-    """(account key, row, due-index key or None) of account `index`, through the ingest
-    handler."""
-    from processors.state import NO_DAY, account_key, due_key
-
-    handlers.current = None
-    for topic, rtype, record in gen.account_events(index, spec.seed, spec.as_of, spec.prefix):
-        _drive(handlers._apply_input(_Msg(topic, record["account_id"].encode(),  # noqa: SLF001
-                                          (rtype, record))))
-    stored = handlers.current
-    account_id = stored.account.account_id
-    due = due_key(stored.index_day, account_id) if stored.index_day != NO_DAY else None
-    return account_key(account_id), stored.dumps(), due
+def build_rows(handlers: Any, index: int, spec: Spec, partition: int) -> None:
+    """Apply account `index`'s events (one batch, as a worker receiving them together
+    would); its rows land in `handlers.accounts/due_index` partition `partition`."""
+    messages = [_Msg(topic, record["account_id"].encode(), partition, (rtype, record))
+                for topic, rtype, record in gen.account_events(index, spec.seed, spec.as_of,
+                                                               spec.prefix)]
+    _drive(handlers._apply_inputs(partition, messages))  # noqa: SLF001
 
 
 def table_paths(settings: Any) -> tuple[dict[str, list[str]], dict[str, Any]]:
@@ -152,12 +182,10 @@ def _load_partitions(args: tuple[Spec, list[dict[str, Any]], list[int],
                                  dict[str, list[str]], dict[str, Any], Any]) -> dict[str, int]:
     spec, procedures, mine, paths, options, settings = args
     from faust.stores.rocksdb import RocksDBOptions
-    from rocksdict import WriteBatch
 
     handlers = _loader_handlers(settings, procedures)
     rocks = RocksDBOptions(**options)
     dbs = {(t, p): rocks.open(Path(paths[t][p])) for t in TABLES for p in mine}
-    batches = {k: WriteBatch(raw_mode=True) for k in dbs}
     counts = {"accounts": 0, "due": 0, "bytes": 0}
     wanted = set(mine)
     try:
@@ -166,29 +194,40 @@ def _load_partitions(args: tuple[Spec, list[dict[str, Any]], list[int],
             p = common.partition_of(key, spec.partitions)
             if p not in wanted:
                 continue
-            akey, row, due = build_rows(handlers, i, spec)
-            batches[("accounts", p)].put(akey, row)
+            build_rows(handlers, i, spec, p)
             counts["accounts"] += 1
-            counts["bytes"] += len(row)
-            if due is not None:
-                batches[("due_index", p)].put(due, b"")
-                counts["due"] += 1
             if counts["accounts"] % FLUSH_EVERY == 0:
-                for k, b in batches.items():
-                    dbs[k].write(b)
-                    batches[k] = WriteBatch(raw_mode=True)
+                _flush(handlers, dbs, counts)
+        _flush(handlers, dbs, counts)
         if spec.indexed:
             for p in mine:
-                batches[("work_index", p)].put(b"v|index",
-                                               handlers.procedures.version.encode())
-        for k, b in batches.items():
-            dbs[k].write(b)
+                dbs[("work_index", p)].put(b"v|index", handlers.procedures.version.encode())
         for db in dbs.values():
             db.flush()
     finally:
         for db in dbs.values():
             db.close()
     return counts
+
+
+def _flush(handlers: Any, dbs: dict[tuple[str, int], Any], counts: dict[str, int]) -> None:
+    """Move the rows made so far from the in-memory tables to the RocksDB partitions."""
+    from rocksdict import WriteBatch
+
+    for name in TABLES:
+        table = getattr(handlers, name)
+        for p, rows in table.parts.items():
+            if not rows:
+                continue
+            batch = WriteBatch(raw_mode=True)
+            for key, value in rows.items():
+                batch.put(key, value)
+            dbs[(name, p)].write(batch)
+            if name == "accounts":
+                counts["bytes"] += sum(len(v) for v in rows.values())
+            elif name == "due_index":
+                counts["due"] += len(rows)
+            rows.clear()
 
 
 def load(spec: Spec, settings: Any, procedures: list[dict[str, Any]] | None = None,

@@ -19,30 +19,40 @@ N = 120
 
 
 class _Message:
-    def __init__(self, topic: str, key: bytes, value: bytes) -> None:
+    def __init__(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
         self.topic, self.key, self.value = topic, key, value
-        self.partition, self.offset, self.headers = 0, 0, None
+        self.partition, self.offset, self.headers = partition, 0, None
+
+
+class _Ingest(Handlers):
+    """The worker's handlers with the broker left out: a unit's rows are written as soon
+    as it commits."""
+
+    async def commit(self, outs: list, writes: object) -> None:
+        assert not outs, outs
+        writes.apply()  # type: ignore[attr-defined]
 
 
 def _ingested(settings: Settings) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
-    """The rows the worker's own handler stores for the generated events, each event
-    Avro-encoded and decoded as a Kafka record would be."""
+    """The rows the worker's own ingest stores for the generated events, each event
+    Avro-encoded and decoded as a Kafka record would be, one event per batch."""
     codec = Codec.from_settings(settings)
     procedures = common.catalog(settings, codec, common.procedure_records())
-    accounts: dict[bytes, bytes] = {}
-    due: dict[bytes, bytes] = {}
-    handlers = Handlers(app=None, settings=settings, codec=codec, procedures=procedures,
-                        accounts=accounts, due_index=due, work_index={}, runs={},
-                        topic=None)
+    tables = {name: bulk._Table(name) for name in ("accounts", "due_index", "work_index", "runs")}
+    handlers = _Ingest(app=None, settings=settings, codec=codec, procedures=procedures,
+                       topic=None, **tables)
 
     async def apply() -> None:
         for topic, rtype, record in gen.events(range(N), seed=9):
-            await handlers._apply_input(_Message(  # noqa: SLF001
-                settings.topic(topic), record["account_id"].encode(),
-                codec.encode(rtype, record)))
+            key = record["account_id"].encode()
+            p = common.partition_of(key, settings.partitions)
+            await handlers._apply_inputs(p, [_Message(  # noqa: SLF001
+                settings.topic(topic), key, codec.encode(rtype, record), p)])
 
     asyncio.run(apply())
-    return accounts, due
+    merged = {name: {k: v for rows in t.parts.values() for k, v in rows.items()}
+              for name, t in tables.items()}
+    return merged["accounts"], merged["due_index"]
 
 
 @pytest.fixture(scope="module")
