@@ -31,15 +31,13 @@ INGEST_BATCH = 1000
 INGEST_WITHIN = 0.05
 
 
-def create_app(settings: Settings) -> faust.App:
-    broker_quirks.install_faust_recovery_fix(settings.kafka_client_kwargs())
-    if settings.broker == EMBEDDED:
-        broker_quirks.install_faust_fetch_wait()
-    app = faust.App(
-        settings.app_id,
+def app_settings(settings: Settings, *, store: str = "rocksdb://",
+                 datadir: str = "worker") -> dict[str, Any]:
+    """The Faust settings of a worker (the benchmarks' baselines use the same ones)."""
+    return dict(
         broker=settings.faust_broker,
-        store="rocksdb://",
-        datadir=str(settings.state_dir / "worker"),
+        store=store,
+        datadir=str(settings.state_dir / datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         web_port=settings.web_port,
@@ -66,6 +64,13 @@ def create_app(settings: Settings) -> faust.App:
         loghandlers=[],
         **cast(dict[str, Any], settings.faust_options()),
     )
+
+
+def create_app(settings: Settings) -> faust.App:
+    broker_quirks.install_faust_recovery_fix(settings.kafka_client_kwargs())
+    if settings.broker == EMBEDDED:
+        broker_quirks.install_faust_fetch_wait()
+    app = faust.App(settings.app_id, **app_settings(settings))
 
     def topic(*names: str, **kw: Any) -> faust.TopicT:
         return app.topic(
