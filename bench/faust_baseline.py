@@ -25,35 +25,11 @@ from topics import catalogue as cat
 def create_app(settings: Settings, take: int = 0) -> faust.App:
     """`take` > 0: the agent reads `stream.take(take, within=0.05)` batches of values
     instead of one event at a time (counted under `batched`)."""
-    app = faust.App(
-        settings.app_id,
-        broker=settings.faust_broker,
-        store="memory://",
-        datadir=str(settings.state_dir / "baseline"),
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        web_port=settings.web_port,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        consumer_auto_offset_reset="earliest",
-        processing_guarantee="at_least_once",
-        key_serializer="raw",
-        value_serializer="raw",
-        table_standby_replicas=0,
-        broker_session_timeout=10.0,
-        broker_rebalance_timeout=10.0,
-        broker_heartbeat_interval=2.0,
-        broker_commit_every=1000,
-        broker_commit_interval=1.0,
-        stream_wait_empty=False,
-        producer_linger_ms=5,
-        producer_max_batch_size=512 * 1024,
-        stream_buffer_maxsize=8192,
-        consumer_max_fetch_size=4 * 1024 * 1024,
-        logging_config=None,
-        loghandlers=[],
-        **settings.faust_options(),
-    )
+    from processors.app import app_settings
+
+    # the worker's own Faust settings, without tables
+    app = faust.App(settings.app_id, **app_settings(settings, store="memory://",
+                                                     datadir="baseline"))
     codec = Codec.from_settings(settings)
     counts: dict[str, int] = {}
     logical = {settings.topic(t): t for t in cat.ACCOUNT_INPUTS}
