@@ -463,7 +463,8 @@ def workdir(name: str) -> Path:
 
 
 def drop_state(path: Path) -> None:
-    """Remove the state dirs (RocksDB copies) under a workdir; logs stay."""
+    """Remove the state dirs (RocksDB copies) under a workdir; logs and the broker's dir
+    (its pid file: the broker is stopped by it) stay."""
     for child in path.iterdir():
-        if child.is_dir() and child.name != "logs":
+        if child.is_dir() and child.name not in ("logs", "broker"):
             shutil.rmtree(child, ignore_errors=True)
