@@ -6,13 +6,14 @@ functions (own time: the function is the leaf; total time: it is on the stack) a
 SVG flame graph, with nothing but the standard library.
 
     python -m bench.profiles bench-results/run-profile.collapsed   # re-render a profile
+    python -m bench.profiles FILE.collapsed --callees Handlers._work_slice store
+                                           # where the time of those functions goes
 """
 
 from __future__ import annotations
 
 import html
 import re
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -115,9 +116,6 @@ def report(raw: Path, out_stem: Path, title: str, n: int = 25) -> str:
     return body
 
 
-if __name__ == "__main__":
-    src = Path(sys.argv[1])
-    report(src, src.with_name(src.stem), src.stem)
 
 
 def callees(stacks: list[tuple[list[str], int]], name: str, n: int = 15) -> list[tuple[str, float]]:
@@ -131,3 +129,26 @@ def callees(stacks: list[tuple[list[str], int]], name: str, n: int = 15) -> list
                 out[frames[i + 1] if i + 1 < len(frames) else "(self)"] += count
                 break
     return [(f, 100 * c / total) for f, c in out.most_common(n)]
+
+
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="py-spy profile reports")
+    ap.add_argument("collapsed", type=Path)
+    ap.add_argument("--callees", nargs="*", default=[],
+                    help="functions (or their start) whose callees to list")
+    args = ap.parse_args()
+    src = args.collapsed
+    if not args.callees:
+        report(src, src.with_name(src.stem), src.stem)
+        return
+    stacks = read(src)
+    for name in args.callees:
+        print(f"## under {name}")
+        for callee, pct in callees(stacks, name):
+            print(f"{pct:6.1f} %  {callee}")
+
+
+if __name__ == "__main__":
+    main()

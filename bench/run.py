@@ -265,8 +265,15 @@ def _run_result(seconds: float, done: dict[str, Any]) -> dict[str, Any]:
 
 
 def peak(result: dict[str, Any]) -> int:
-    """Peak RSS of the first worker over every phase."""
-    return max(m[0]["VmHWM"] for k, m in result.items() if k.startswith("memory_"))
+    """Peak RSS over every phase, summed over the workers (each holds its share of the
+    accounts)."""
+    phases = [m for k, m in result.items() if k.startswith("memory_")]
+    return sum(max(m[w]["VmHWM"] for m in phases) for w in range(result["workers"]))
+
+
+def idle(result: dict[str, Any]) -> int:
+    """RSS with the state loaded, before any run, summed over the workers."""
+    return sum(m["VmRSS"] for m in result["memory_idle"])
 
 
 def rows(results: list[dict[str, Any]]) -> list[list[Any]]:
@@ -274,7 +281,7 @@ def rows(results: list[dict[str, Any]]) -> list[list[Any]]:
     for r in results:
         n = r["accounts"]
         hwm = peak(r)
-        idle = r["memory_idle"][0]["VmRSS"]
+        rss = idle(r)
 
         def get(phase: str, key: str, r: dict[str, Any] = r) -> Any:
             return r.get(phase, {}).get(key, "")
@@ -286,15 +293,16 @@ def rows(results: list[dict[str, Any]]) -> list[list[Any]]:
             get("daily", "seconds"), get("daily", "drained_s"), get("daily", "accounts_evaluated"),
             get("daily2", "seconds"), get("daily2", "drained_s"),
             get("daily2", "accounts_evaluated"),
-            f"{idle / 2**20:.0f}", f"{hwm / 2**20:.0f}", round(idle / n), round(hwm / n),
+            f"{rss / 2**20:.0f}", f"{hwm / 2**20:.0f}", round(rss / n), round(hwm / n),
         ])
     return out
 
 
 HEADERS = ["accounts", "workers", "backlog s", "drained s", "evaluated", "proposals",
            "activity s", "drained s", "notices", "day+1 s", "drained s", "evaluated",
-           "day+2 s", "drained s", "evaluated", "RSS idle MiB", "peak RSS MiB",
-           "idle B/acct", "peak B/acct"]
+           "day+2 s", "drained s", "evaluated", "RSS before MiB", "peak RSS MiB",
+           "before B/acct", "peak B/acct"]
+"""Memory columns are summed over the workers."""
 
 
 def marginal(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -305,8 +313,7 @@ def marginal(results: list[dict[str, Any]]) -> dict[str, Any]:
     a, b = one[0], one[-1]
     dn = b["accounts"] - a["accounts"]
     return {"peak_bytes_per_extra_account": round((peak(b) - peak(a)) / dn, 1),
-            "idle_bytes_per_extra_account": round(
-                (b["memory_idle"][0]["VmRSS"] - a["memory_idle"][0]["VmRSS"]) / dn, 1)}
+            "idle_bytes_per_extra_account": round((idle(b) - idle(a)) / dn, 1)}
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
@@ -325,13 +332,14 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             if any(y is not None for y in ys):
                 ax1.plot(xs, ys, style, label=f"{phase}, {w} worker{'s' * (w > 1)}")
         ax2.plot(xs, [peak(r) / r["accounts"] for r in rs], "o-",
-                 label=f"peak RSS / account, {w} worker{'s' * (w > 1)} (first worker)")
-        ax2.plot(xs, [r["memory_idle"][0]["VmRSS"] / r["accounts"] for r in rs], "x--",
-                 label=f"RSS with state, idle / account, {w} w")
+                 label=f"peak RSS / account, {w} worker{'s' * (w > 1)} (summed)")
+        ax2.plot(xs, [idle(r) / r["accounts"] for r in rs], "x--",
+                 label=f"RSS before the runs / account, {w} w")
     ax1.axhline(20, color="r", lw=0.8, ls="--", label="backlog target at 1M, 1 worker")
     ax1.axhline(1.5, color="m", lw=0.8, ls="--", label="daily target")
     ax1.set_xlabel("accounts")
     ax1.set_ylabel("seconds")
+    ax1.set_yscale("log")
     ax1.set_title("run time")
     ax1.legend(fontsize=7)
     ax2.axhline(256, color="r", lw=0.8, ls="--", label="target 256 B")
@@ -365,10 +373,16 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="py-spy on the first worker during each phase (slows it)")
     ap.add_argument("--name", default="run", help="results file name stem")
+    ap.add_argument("--from-json", type=Path, nargs="+",
+                    help="no benchmark: table and plot of earlier results (merged)")
     args = ap.parse_args()
     common.quiet()
     results = []
-    for n in args.accounts:
+    if args.from_json:
+        for path in args.from_json:
+            results += json.loads(path.read_text())["results"]
+        results.sort(key=lambda r: (r["workers"], r["accounts"]))
+    for n in [] if args.from_json else args.accounts:
         for w in args.workers:
             print(f"{n:,} accounts, {w} worker(s)", flush=True)
             results.append(asyncio.run(one(n, w, args)))
