@@ -58,9 +58,21 @@ def top(stacks: list[tuple[list[str], int]], n: int = 25) -> tuple[int, list, li
     return total, own.most_common(n), incl.most_common(n)
 
 
+def main_thread(stacks: list[tuple[list[str], int]]) -> list[tuple[list[str], int]]:
+    """The event loop's stacks: those of other threads start with `Thread._bootstrap`
+    (Faust runs its consumer in a thread of its own, idle in `select` most of the time)."""
+    return [(f, c) for f, c in stacks if not (f and f[0].startswith("Thread._bootstrap"))]
+
+
 def text(title: str, stacks: list[tuple[list[str], int]], n: int = 25) -> str:
+    every = sum(c for _, c in stacks)
+    stacks = main_thread(stacks)
     total, own, incl = top(stacks, n)
-    lines = [f"# {title}: {total} samples", "", "## own time (function at the top of the stack)"]
+    idle = sum(c for f, c in stacks if f and f[-1].startswith("EpollSelector.select"))
+    lines = [f"# {title}: {total} samples of the main thread (event loop), "
+             f"{100 * idle / max(total, 1):.1f} % of them idle in select; "
+             f"{every - total} samples of other threads left out",
+             "", "## own time (function at the top of the stack)"]
     lines += [f"{100 * c / total:6.1f} %  {f}" for f, c in own]
     lines += ["", "## total time (function anywhere on the stack)"]
     lines += [f"{100 * c / total:6.1f} %  {f}" for f, c in incl]
@@ -119,8 +131,10 @@ def report(raw: Path, out_stem: Path, title: str, n: int = 25) -> str:
 
 
 def callees(stacks: list[tuple[list[str], int]], name: str, n: int = 15) -> list[tuple[str, float]]:
-    """Where the time of `name` (a function as in the reports, or its start) goes: the share of
-    all samples under each function it calls directly (own time shown as `(self)`)."""
+    """Where the time of `name` (a function as in the reports, or its start) goes: the share
+    of the main thread's samples under each function it calls directly (own time shown as
+    `(self)`)."""
+    stacks = main_thread(stacks)
     total = sum(c for _, c in stacks) or 1
     out: Counter[str] = Counter()
     for frames, count in stacks:
