@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from babel.numbers import format_currency
 from pypdf import PdfReader
 
 from dunning.letters.model import BadLetter, Letter
@@ -64,7 +65,23 @@ def test_regional_language_uses_base_template_with_regional_formats() -> None:
                  LETTERHEAD)
     text = text_of(out.pdf)
     assert not out.fallback and out.language == "de"
-    assert "CHF 1’286.69" in text and "2. Mahnung" in text
+    assert "2. Mahnung" in text
+
+    # The amounts as Babel formats them for de_CH, not a character copied from one CLDR
+    # release (the grouping mark was U+2019 and is an ASCII apostrophe since Babel 2.19).
+    def chf(amount: str, locale: str = "de_CH") -> str:
+        return plain(format_currency(Decimal(amount), "CHF", locale=locale))
+
+    def line_of(label: str) -> str:
+        return next(ln for ln in text.splitlines() if ln.startswith(label))
+
+    assert chf("1286.69") != chf("1286.69", "de")  # the regional format is a different one
+    assert line_of("INV-2025-0117 ").endswith(" " + chf("1234.56"))
+    assert line_of("INV-2025-0203 ").endswith(" " + chf("45.50"))
+    assert line_of("Summe offene Posten").endswith(" " + chf("1280.06"))
+    assert line_of("Gesamtbetrag").endswith(" " + chf("1286.69"))
+    assert f"Gesamtbetrag von {chf('1286.69')} bis" in text
+    assert chf("1286.69", "de") not in text
 
 
 def test_level_wording() -> None:
