@@ -134,7 +134,26 @@ def read(settings: Settings, topic: str, idle: float = 0.5) -> list[Any]:
     return asyncio.run(read_all(settings, topic, idle_timeout=idle))
 
 
+def dig(value: Any, *path: Any) -> Any:
+    """`value[p0][p1]...`, or None as soon as a step is missing (None, an absent key, an
+    index out of range): for predicates over state that may not exist yet, e.g.
+    `dig(worker.account(acc), "items", "X-a", "open_amount") == "70.00"`."""
+    for step in path:
+        if value is None:
+            return None
+        try:
+            value = value[step]
+        except (KeyError, IndexError):
+            return None
+    return value
+
+
 def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Call `predicate` until it returns something truthy, and return that.
+
+    "Not yet" is a falsy value. A predicate over state that may not exist yet must check
+    for it (`dig`, `.get`, `x and ...`): an exception is not "not yet", it fails the test at
+    once, so a predicate that is wrong does not hide as a timeout."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -145,4 +164,4 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> 
     raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
-__all__ = ["Worker", "make_settings", "provision", "send", "read", "wait_for", "replace"]
+__all__ = ["Worker", "dig", "make_settings", "provision", "send", "read", "wait_for", "replace"]

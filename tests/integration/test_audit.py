@@ -32,7 +32,7 @@ from dunning.sample import month
 from dunning.settings import Settings
 from tests.integration import events as e
 from tests.integration.conftest import new_story
-from tests.integration.harness import env_for, make_settings, wait_for
+from tests.integration.harness import dig, env_for, make_settings, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -180,8 +180,8 @@ def run_story_and_audit(s, tmp_path, monkeypatch, capsys):
     ])
 
     def reversed_live() -> bool:
-        a = s.worker.account(whole["account_id"])["notices"]
-        b = s.worker.account(partial["account_id"])["notices"]
+        a = dig(s.worker.account(whole["account_id"]), "notices") or []
+        b = dig(s.worker.account(partial["account_id"]), "notices") or []
         return (any(n["notice_id"] == whole["notice_id"] and not n["in_effect"] for n in a)
                 and any(n["notice_id"] == partial["notice_id"] and n["reversed_items"]
                         for n in b))

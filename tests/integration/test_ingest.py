@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from tests.integration import events as e
-from tests.integration.harness import wait_for
+from tests.integration.harness import dig, wait_for
 
 D = date(2026, 10, 1)
 
@@ -49,8 +49,8 @@ def test_reversed_payment_reopens_and_cancelled_invoice_closes(story):
     story.send("billing.payments", [e.reversal(acc, "P1")])
     story.send("billing.invoices", [e.cancel(acc, "R2")])
     state = wait_for(lambda: (s := story.worker.account(acc)) and
-                     s["items"]["R1-a"]["open_amount"] == "40.00" and
-                     s["items"]["R2-a"]["status"] == "cancelled" and s, what="reopened")
+                     dig(s, "items", "R1-a", "open_amount") == "40.00" and
+                     dig(s, "items", "R2-a", "status") == "cancelled" and s, what="reopened")
     assert state["items"]["R2-a"]["open_amount"] == "0.00"
 
 

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from tests.integration import events as e
-from tests.integration.harness import wait_for
+from tests.integration.harness import dig, wait_for
 
 D1 = date(2026, 11, 20)
 D2 = D1 + timedelta(days=21)
@@ -30,7 +30,7 @@ def proposals_of(story, run_id):
 
 
 def items(story, acc):
-    return story.worker.account(acc)["items"]
+    return dig(story.worker.account(acc), "items") or {}
 
 
 def test_runs_review_and_activities_end_to_end(story):
@@ -114,7 +114,7 @@ def test_runs_review_and_activities_end_to_end(story):
     assert (x["previous_level"], x["new_level"], x["reason"]) == (2, 1, "decreased")
     s.send("dunning.decisions", [e.decision("ProposalApproved", proposal_id=p3["proposal_id"],
                                             decided_by="t")])
-    wait_for(lambda: items(s, "A4")["A4-x"]["level"] == 1, what="decreased level executed")
+    wait_for(lambda: dig(items(s, "A4"), "A4-x", "level") == 1, what="decreased level executed")
 
     # Reverse A1's level-2 notice: level back to 1, compensating postings, history.
     notice_id = next(h["notice_id"] for h in s.records("dunning.history", "DunningNoticeIssued")
@@ -122,7 +122,7 @@ def test_runs_review_and_activities_end_to_end(story):
     s.send("dunning.decisions", [e.decision("NoticeReversalRequested", notice_id=notice_id,
                                             run_id=None, item_ids=None, requested_by="t",
                                             reason="customer complaint")])
-    wait_for(lambda: items(s, "A1")["A1-x"]["level"] == 1, what="reversed level")
+    wait_for(lambda: dig(items(s, "A1"), "A1-x", "level") == 1, what="reversed level")
     reversals = [p for p in s.records("dunning.postings")
                  if p["account_id"] == "A1" and p.get("reverses_command_id")]
     assert sorted(p["amount"] for p in reversals) == [Decimal("1.26"), Decimal("5.00")]
