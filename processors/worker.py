@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from dunning.settings import Settings
 
 
+class StateDirError(SystemExit):
+    """The worker's state folder cannot be created or written (exit status 1)."""
+
+
+def prepare_state_dir(settings: Settings) -> Path:
+    """Create `DUNNING_STATE_DIR` (with its parents) for the worker's RocksDB tables.
+
+    Faust creates only the last level of its data folder, so a worker on a new machine
+    would stop with a FileNotFoundError. A folder that cannot be made or written is a
+    `StateDirError` with one line naming the path and the variable."""
+    path = Path(settings.state_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateDirError(_message(path, exc.strerror or str(exc))) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StateDirError(_message(path, "Permission denied"))
+    return path
+
+
+def _message(path: Path, reason: str) -> str:
+    return (f"dunning: cannot create or write the worker's state folder {path} "
+            f"(DUNNING_STATE_DIR): {reason}")
+
+
 def run_worker(settings: Settings) -> int:
+    prepare_state_dir(settings)
     from faust import Worker
 
     from processors.app import create_app
