@@ -21,7 +21,9 @@ them, after every change, each item's ``status`` and ``open_amount``. The deriva
    currency (:func:`credit`), used the same way by items that arrive later.
 
 Instalment plans: a plan becomes effective when all its source items are known (the
-invoice may arrive after the plan, on another topic). Its instalments then become items
+invoice, and the account, may arrive after the plan, on other topics): until then it is
+held, its amounts kept exactly in thousandths of a unit, and converted to minor units of
+its sources' currency when it takes effect. Its instalments then become items
 of their own (``invoice_id`` and ``plan_id`` are the plan id; currency, procedure and
 dunning group those of the plan's first source item). While it is active, its sources
 are ``IN_PLAN``: not dunned, and no unallocated money. When it is cancelled, its
@@ -57,7 +59,7 @@ from domain.events import (
     PaymentReversed,
     PostalAddress,
 )
-from domain.money import MINOR_UNITS
+from domain.money import MINOR_UNITS, milli_to_minor
 
 if TYPE_CHECKING:
     from domain.proposal import Proposal
@@ -84,6 +86,7 @@ __all__ = [
     "is_locked",
     "new_account",
     "notice_ids",
+    "plan_status",
 ]
 
 OPEN = 0
@@ -653,12 +656,15 @@ def _materialize(
             continue
         first = sources[0]
         assert first is not None
-        for inst in plan.installments:
+        amounts = _instalment_amounts(plan, first.currency)
+        if amounts is None:
+            continue
+        for inst, amount in zip(plan.installments, amounts, strict=True):
             item = Item(
                 item_id=inst.item_id,
                 invoice_id=plan.plan_id,
                 currency=first.currency,
-                amount=inst.amount,
+                amount=amount,
                 due_day=pending_due.pop(inst.item_id, inst.due_date),
                 procedure=first.procedure,
                 group=first.group,
@@ -670,6 +676,35 @@ def _materialize(
             by_id[item.item_id] = item
     items.sort(key=_item_key)
     return items
+
+
+def _instalment_amounts(plan: Plan, currency: str) -> list[int] | None:
+    """The plan's instalment amounts in minor units of ``currency`` (they are kept in
+    thousandths until the currency is known); ``None`` when one has more decimals than
+    the currency allows: the plan then never takes effect (``plan_status``)."""
+    amounts = []
+    for inst in plan.installments:
+        amount = milli_to_minor(inst.amount, currency)
+        if amount is None:
+            return None
+        amounts.append(amount)
+    return amounts
+
+
+def plan_status(account: Account, plan: Plan) -> str:
+    """``active``, ``cancelled`` (with its instalments), ``waiting_for_items`` (a source
+    item is not known yet; the plan is held), ``currency_mismatch`` (its sources are in
+    several currencies) or ``amount_not_in_currency`` (an instalment amount has more
+    decimals than the sources' currency)."""
+    by_id = {it.item_id: it for it in account.items}
+    if plan.installments[0].item_id in by_id:
+        return "cancelled" if plan.plan_id in account.cancelled_plans else "active"
+    sources = [by_id.get(s) for s in plan.item_ids]
+    if any(s is None for s in sources):
+        return "waiting_for_items"
+    if len({s.currency for s in sources if s is not None}) != 1:
+        return "currency_mismatch"
+    return "amount_not_in_currency"
 
 
 def _item_key(it: Item) -> str:

@@ -132,6 +132,9 @@ class DueDateChanged:
 class Installment:
     item_id: str
     amount: int
+    """In thousandths of a currency unit (``domain.money.to_milli``): a plan may arrive
+    before the items whose currency its amounts are in; the account converts them to
+    minor units of that currency when the plan takes effect."""
     due_date: int
 
 

@@ -12,6 +12,8 @@ __all__ = [
     "DunningNoticeIssued",
     "DunningNoticeReversed",
     "NoticeItemChange",
+    "NoticeReversalRefused",
+    "ProposalNotExecuted",
     "ProposalRejectedHistory",
 ]
 
@@ -79,4 +81,38 @@ class ProposalRejectedHistory:
     run_id: str
     decided_by: str
     reason: str
+    as_of_date: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalNotExecuted:
+    """An approved proposal that was not executed: the account changed since the run.
+
+    ``reason``: ``paid``, ``cancelled``, ``in_plan``, ``locked``, ``stale_proposal`` or
+    ``no_master_data`` (see ``domain.notice.refusal``); ``detail`` says what changed.
+    """
+
+    event_id: str
+    account_id: str
+    proposal_id: str
+    run_id: str
+    reason: str
+    detail: str
+    as_of_date: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeReversalRefused:
+    """A notice that a reversal request could not reverse (the rest of a run's reversal
+    goes ahead). ``reason``: ``later_notice_in_effect``, ``state_mismatch``,
+    ``item_not_in_notice``."""
+
+    event_id: str
+    account_id: str
+    notice_id: str
+    run_id: str
+    reversal_id: str
+    reason: str
+    detail: str
+    requested_by: str
     as_of_date: int

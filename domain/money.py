@@ -15,7 +15,9 @@ __all__ = [
     "UnknownCurrency",
     "div_round_half_up",
     "from_minor",
+    "milli_to_minor",
     "minor_units",
+    "to_milli",
     "to_minor",
     "to_minor_rounded",
 ]
@@ -96,6 +98,32 @@ def to_minor(amount: Decimal, currency: str) -> int:
     if rest:
         raise ValueError(f"{amount} has more decimals than {currency} allows")
     return units
+
+
+MILLI_SCALE = 3
+"""Amounts whose currency is not known yet (an instalment plan that arrives before its
+items) are kept in thousandths of a currency unit: the scale of every amount on the wire,
+so nothing is lost; :func:`milli_to_minor` converts them once the currency is known."""
+
+
+def to_milli(amount: Decimal) -> int:
+    """``amount`` in thousandths of a currency unit, exactly (``ValueError`` when it has
+    more than three significant decimals)."""
+    num, den = _ratio(amount)
+    units, rest = divmod(num * 1000, den)
+    if rest:
+        raise ValueError(f"{amount} has more than {MILLI_SCALE} decimals")
+    return units
+
+
+def milli_to_minor(milli: int, currency: str) -> int | None:
+    """Thousandths of a unit as minor units of ``currency``; ``None`` when the amount has
+    more decimals than ``currency`` allows (``1.005`` in EUR, ``100.5`` in JPY)."""
+    exponent = minor_units(currency)
+    if exponent >= MILLI_SCALE:
+        return milli * _POW10[exponent - MILLI_SCALE]
+    units, rest = divmod(milli, _POW10[MILLI_SCALE - exponent])
+    return None if rest else units
 
 
 def to_minor_rounded(amount: Decimal, currency: str) -> int:

@@ -16,6 +16,9 @@ from dataclasses import dataclass, replace
 
 from domain import ids
 from domain.account import (
+    CANCELLED,
+    CLOSED,
+    IN_PLAN,
     OPEN,
     Account,
     ExecutedNotice,
@@ -23,6 +26,7 @@ from domain.account import (
     NoticeLine,
     active_plan_ids,
     group_last_notice_day,
+    is_locked,
     notice_ids,
 )
 from domain.commands import (
@@ -45,6 +49,8 @@ from domain.history import (
     DunningNoticeIssued,
     DunningNoticeReversed,
     NoticeItemChange,
+    NoticeReversalRefused,
+    ProposalNotExecuted,
     ProposalRejectedHistory,
 )
 from domain.proposal import Proposal
@@ -55,11 +61,15 @@ __all__ = [
     "Reversal",
     "drop_run",
     "execute",
+    "execute_approved",
+    "executed_run",
     "find_notice",
     "notices_of_run",
     "record_proposals",
+    "refusal",
     "reject",
     "reverse",
+    "reversal_refused",
     "run_executed",
 ]
 
@@ -106,6 +116,12 @@ def notices_of_run(account: Account, run_id: str) -> tuple[str, ...]:
     return tuple(
         notice_ids(account.account_id, n)[1] for n in account.notices if n.run_id == run_id
     )
+
+
+def executed_run(account: Account, proposal_id: str) -> str | None:
+    """The run id of the notice that executed ``proposal_id`` here, or ``None``."""
+    index = _executed_index(account, proposal_id)
+    return account.notices[index].run_id if index >= 0 else None
 
 
 def _executed_index(account: Account, proposal_id: str) -> int:
@@ -265,6 +281,73 @@ def execute(account: Account, proposal_id: str) -> tuple[Account, Notice]:
         notices=(*account.notices, notice),
     )
     return new_account, _build_notice(new_account, notice)
+
+
+def refusal(account: Account, proposal: Proposal) -> tuple[str, str] | None:
+    """Why an approved ``proposal`` can no longer be executed as proposed, as ``(reason,
+    detail)``, or ``None`` when it still holds.
+
+    Reasons, the first that applies: ``no_master_data``; ``paid`` (every listed item is
+    fully paid now); ``cancelled`` (a listed item's invoice or plan was cancelled);
+    ``in_plan`` (a listed item is now in an active instalment plan); ``locked`` (a dunning
+    lock valid on the proposal's as-of date covers the account or a listed item);
+    ``stale_proposal`` (anything else the proposal was computed from changed: open
+    amounts, due dates, levels, dates, the group's last notice).
+    """
+    if account.master is None:
+        return "no_master_data", "the account has no master data"
+    by_id = {it.item_id: it for it in account.items}
+    listed = [by_id.get(p.item_id) for p in proposal.items]
+    known = [it for it in listed if it is not None]
+    if known and len(known) == len(listed) and all(
+        it.status == OPEN and it.open_amount == 0 for it in known
+    ):
+        return "paid", "every listed item is paid"
+    for it in known:
+        if it.status in (CANCELLED, CLOSED):
+            return "cancelled", f"item {it.item_id!r} was cancelled"
+    for it in known:
+        if it.status == IN_PLAN:
+            return "in_plan", f"item {it.item_id!r} is in an active instalment plan"
+    as_of = proposal.as_of_date
+    if is_locked(account, as_of):
+        return "locked", "the account is locked for dunning"
+    for it in known:
+        if is_locked(account, as_of, it.item_id):
+            return "locked", f"item {it.item_id!r} is locked for dunning"
+    try:
+        _check_fresh(account, proposal, by_id)
+    except Rejected as exc:
+        return exc.code, exc.detail
+    return None
+
+
+def execute_approved(
+    account: Account, proposal_id: str
+) -> tuple[Account, Notice | ProposalNotExecuted]:
+    """The outcome of an approval: the notice (:func:`execute`), or, when the account
+    changed since the proposal run (:func:`refusal`), a ``ProposalNotExecuted`` record;
+    the proposal is then no longer pending (the next proposal run looks at the group
+    afresh). Not pending and never executed: ``Rejected("unknown_proposal")``."""
+    if _executed_index(account, proposal_id) >= 0:
+        return execute(account, proposal_id)
+    proposal = next((p for p in account.pending if p.proposal_id == proposal_id), None)
+    if proposal is None:
+        raise Rejected("unknown_proposal", f"proposal {proposal_id!r} is not pending")
+    why = refusal(account, proposal)
+    if why is None:
+        return execute(account, proposal_id)
+    outcome = ProposalNotExecuted(
+        event_id=ids.history_event_id("ProposalNotExecuted", proposal_id),
+        account_id=account.account_id,
+        proposal_id=proposal_id,
+        run_id=proposal.run_id,
+        reason=why[0],
+        detail=why[1],
+        as_of_date=proposal.as_of_date,
+    )
+    pending = tuple(p for p in account.pending if p.proposal_id != proposal_id)
+    return replace(account, pending=pending), outcome
 
 
 def _check_fresh(account: Account, proposal: Proposal, by_id: dict[str, Item]) -> None:
@@ -592,3 +675,22 @@ def reverse(
         notices=notices,
     )
     return new_account, Reversal(reversal_id, notice_id, account_id, tuple(commands), history)
+
+
+def reversal_refused(
+    account: Account, notice_id: str, reversal_id: str, requested_by: str, refused: Rejected
+) -> NoticeReversalRefused:
+    """The history record of a reversal that :func:`reverse` refused (``refused``)."""
+    index = find_notice(account, notice_id)
+    notice = account.notices[index] if index >= 0 else None
+    return NoticeReversalRefused(
+        event_id=ids.history_event_id("NoticeReversalRefused", reversal_id),
+        account_id=account.account_id,
+        notice_id=notice_id,
+        run_id=notice.run_id if notice is not None else "",
+        reversal_id=reversal_id,
+        reason=refused.code,
+        detail=refused.detail,
+        requested_by=requested_by,
+        as_of_date=notice.as_of if notice is not None else 0,
+    )

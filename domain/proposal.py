@@ -66,7 +66,9 @@ class LeftOutItem:
     """An item of the group left off the notice, and why.
 
     Reasons: ``locked``, ``paid``, ``cancelled``, ``not_due``, ``installment_plan``,
-    ``below_days_in_arrears``, ``below_min_item_amount``.
+    ``below_days_in_arrears``, ``below_min_item_amount``. (A whole group with an
+    undecided proposal of an earlier run is left out as ``pending_proposal``:
+    ``Evaluation.pending_groups``.)
     """
 
     item_id: str
@@ -112,6 +114,9 @@ class Evaluation:
 
     proposals: tuple[Proposal, ...]
     unknown_procedure: str | None
+    pending_groups: int = 0
+    """Groups left out (reason ``pending_proposal``): they would be looked at, but an
+    undecided proposal of an earlier run is still pending for them."""
 
 
 _NOTHING = Evaluation((), None)
@@ -208,7 +213,12 @@ def propose(
         return _NOTHING if unknown is None else Evaluation((), unknown)
 
     proposals = []
+    waiting = _pending_groups(account, run_id)
+    pending_groups = 0
     for key in sorted(hot):
+        if waiting and key in waiting:
+            pending_groups += 1
+            continue
         pid, currency, group = key
         procedure = default if pid == default_id else procedures[pid]
         proposal = _group_proposal(
@@ -216,7 +226,19 @@ def propose(
         )
         if proposal is not None:
             proposals.append(proposal)
-    return Evaluation(tuple(proposals), unknown)
+    return Evaluation(tuple(proposals), unknown, pending_groups)
+
+
+def _pending_groups(account: Account, run_id: str) -> set[tuple[str, str, str]] | None:
+    """The groups with an undecided proposal of another run than ``run_id`` (RULES.md
+    "Undecided proposals"): they get no new proposal until it is decided."""
+    if not account.pending:
+        return None
+    return {
+        (p.procedure_id, p.currency, p.dunning_group)
+        for p in account.pending
+        if p.run_id != run_id
+    }
 
 
 def _exclusion(account: Account, it: Item, as_of: int) -> str | None:

@@ -8,8 +8,11 @@ for every item that can ever advance, the first such day and returns the earlies
 lower bound on the first day :func:`domain.proposal.propose` returns a proposal (it may
 still return none that day, e.g. when the group's total stays below its minimum).
 
-The index built from it must be refreshed after every change of the account *and* after
-a change of a procedure the account uses.
+A group with an undecided proposal gets no new one (RULES.md "Undecided proposals"), so
+it does not count until the proposal is decided.
+
+The index built from it must be refreshed after every change of the account (a decision
+included) *and* after a change of a procedure the account uses.
 """
 
 from __future__ import annotations
@@ -79,8 +82,11 @@ def next_evaluation_day(
         best = candidates.get(key)
         if best is None or day < best:
             candidates[key] = day
+    waiting = {(p.procedure_id, p.currency, p.dunning_group) for p in account.pending}
     result: int | None = None
     for key, day in candidates.items():
+        if key in waiting:
+            continue  # no new proposal until the pending one is decided (then re-indexed)
         terms = terms_of[key]
         if totals[key] < terms.min_total_floor:
             continue

@@ -195,6 +195,21 @@ def _decide(rtype: str, records: list[dict[str, Any]]) -> int:
     return 0
 
 
+def proposal_status(history: list[Any]) -> dict[str, str]:
+    """Each decided proposal's outcome, from the history topic: ``executed``, ``rejected``
+    or ``not executed (REASON)``; a proposal not named is undecided."""
+    status: dict[str, str] = {}
+    for rec in history:
+        r = rec.record or {}
+        if rec.record_type == "DunningNoticeIssued":
+            status[r["proposal_id"]] = "executed"
+        elif rec.record_type == "history.ProposalRejected":
+            status[r["proposal_id"]] = "rejected"
+        elif rec.record_type == "ProposalNotExecuted":
+            status[r["proposal_id"]] = f"not executed ({r['reason']})"
+    return status
+
+
 def cmd_proposals(args: argparse.Namespace) -> int:
     if args.action == "list":
         from dunning.jsonio import dumps
@@ -203,6 +218,7 @@ def cmd_proposals(args: argparse.Namespace) -> int:
         settings = _settings()
         ensure_broker(settings)
         recs = asyncio.run(read_all(settings, "dunning.proposals"))
+        status = proposal_status(asyncio.run(read_all(settings, "dunning.history")))
         for rec in recs:
             if rec.record and (args.run is None or rec.record["run_id"] == args.run):
                 r = rec.record
@@ -211,7 +227,8 @@ def cmd_proposals(args: argparse.Namespace) -> int:
                 else:
                     print(f"{r['proposal_id']}  run {r['run_id']}  {r['account_id']}  "
                           f"level {r['level']}  {r['total_due']} {r['currency']}  "
-                          f"{','.join(r['activities'])}")
+                          f"{','.join(r['activities'])}  "
+                          f"{status.get(r['proposal_id'], 'undecided')}")
         return 0
     user = args.by
     if args.action == "approve":

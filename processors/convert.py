@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +17,7 @@ import schemas
 from domain import events as ev
 from domain import ids
 from domain.dates import from_day, to_day
-from domain.money import UnknownCurrency, from_minor, minor_units, to_minor
+from domain.money import UnknownCurrency, from_minor, minor_units, to_milli, to_minor
 from domain.procedures import Level, Procedure, ProcedureError, procedure_to_dict
 from dunning.codec import EPOCH_ORDINAL
 from processors.deadletter import Unusable
@@ -69,6 +68,17 @@ def money(amount: Decimal, currency: str, where: str) -> int:
     return units
 
 
+def milli(amount: Decimal, where: str) -> int:
+    """An amount whose currency is not known yet, in thousandths (domain.money.to_milli)."""
+    try:
+        units = to_milli(amount)
+    except ValueError as exc:
+        raise Unusable("invalid_amount", f"{where}: {exc}") from exc
+    if units <= 0:
+        raise Unusable("invalid_amount", f"{where}: amount must be positive, got {amount}")
+    return units
+
+
 def minor(amount: int, currency: str) -> Decimal:
     return from_minor(amount, currency)
 
@@ -78,11 +88,9 @@ def _now() -> datetime:
 
 
 # ---------------------------------------------------------------- inputs
-def input_event(
-    rtype: str, r: dict[str, Any], currency_of_items: Callable[[tuple[str, ...]], str | None]
-) -> ev.InputEvent:
-    """An input record as a domain event. `currency_of_items` tells the currency of items
-    the account knows (instalment amounts are in their source items' currency)."""
+def input_event(rtype: str, r: dict[str, Any], _unused: Any = None) -> ev.InputEvent:
+    """An input record as a domain event (it needs nothing of the account's state, so an
+    event means the same whatever arrived before it)."""
     if rtype == "AccountUpserted":
         a = r["postal_address"]
         currency = r["currency"]
@@ -143,16 +151,12 @@ def input_event(
         return ev.DueDateChanged(r["event_id"], r["account_id"], r["item_id"],
                                  day(r["due_date"]), r["reason"])
     if rtype == "InstallmentPlanCreated":
-        item_ids = tuple(r["item_ids"])
-        cur = currency_of_items(item_ids)
-        if cur is None:
-            raise Unusable("unknown_item",
-                           f"instalment plan {r['plan_id']}: neither its items nor the account "
-                           "are known, so the currency of its amounts is not")
+        # Amounts in thousandths: the plan may come before its items and the account, and
+        # takes their currency when it takes effect (domain.account).
         return ev.InstallmentPlanCreated(
-            r["event_id"], r["account_id"], r["plan_id"], item_ids,
+            r["event_id"], r["account_id"], r["plan_id"], tuple(r["item_ids"]),
             tuple(
-                ev.Installment(i["item_id"], money(i["amount"], cur, f"instalment {i['item_id']}"),
+                ev.Installment(i["item_id"], milli(i["amount"], f"instalment {i['item_id']}"),
                                day(i["due_date"]))
                 for i in r["installments"]
             ),
@@ -214,13 +218,27 @@ def run_completed(run_id: str, payment_run_id: str, as_of: int,
     return {"event_id": ids.history_event_id("run-completed", run_id), "run_id": run_id,
             "payment_run_id": payment_run_id, "as_of_date": from_day(as_of),
             "accounts_evaluated": totals["evaluated"], "proposals": totals["proposals"],
-            "accounts_unknown_procedure": totals["unknown"], "completed_at": _now()}
+            "accounts_unknown_procedure": totals["unknown"],
+            "groups_pending_proposal": totals.get("pending", 0), "completed_at": _now()}
 
 
 def activity_done(run_id: str, totals: dict[str, int]) -> dict[str, Any]:
-    return {"event_id": ids.history_event_id("activity-done", run_id, totals["notices"]),
+    not_executed = totals.get("not_executed", 0)
+    return {"event_id": ids.history_event_id("activity-done", run_id, totals["notices"],
+                                             not_executed),
             "run_id": run_id, "notices": totals["notices"], "commands": totals["commands"],
-            "completed_at": _now()}
+            "not_executed": not_executed, "completed_at": _now()}
+
+
+def run_decision_refused(decision: str, record: dict[str, Any], run_id: str, reason: str,
+                         detail: str) -> dict[str, Any]:
+    """`RunDecisionRefused`: a run decision that was taken too late or out of turn (a
+    business outcome the clerk sees on dunning.runs, never a dead letter)."""
+    return {"event_id": ids.history_event_id("run-decision-refused", record["event_id"]),
+            "run_id": run_id, "decision": decision, "decision_event_id": record["event_id"],
+            "reason": reason, "detail": detail,
+            "decided_by": record.get("decided_by") or record.get("requested_by") or "",
+            "refused_at": _now()}
 
 
 # ---------------------------------------------------------------- outputs
@@ -345,6 +363,15 @@ def rejection_history(account: Any, rejected: Any) -> tuple[str, dict[str, Any]]
                                                prev_hash="")
 
 
+def not_executed_history(account: Any, outcome: Any) -> tuple[str, dict[str, Any]]:
+    return "ProposalNotExecuted", to_avro("ProposalNotExecuted", outcome, seq=0, prev_hash="")
+
+
+def reversal_refused_history(account: Any, refused: Any) -> tuple[str, dict[str, Any]]:
+    return "NoticeReversalRefused", to_avro("NoticeReversalRefused", refused, seq=0,
+                                            prev_hash="")
+
+
 # ---------------------------------------------------------------- looking at state
 def _money_json(amount: int, currency: str) -> str:
     return str(from_minor(amount, currency))
@@ -361,7 +388,7 @@ STATUS_NAMES = _status_names()
 
 def account_json(a: Any) -> dict[str, Any]:
     """An account's state for people and tools (`GET /accounts/{id}`)."""
-    from domain.account import credit, notice_ids
+    from domain.account import credit, notice_ids, plan_status
 
     master = a.master
     out: dict[str, Any] = {
@@ -386,7 +413,8 @@ def account_json(a: Any) -> dict[str, Any]:
                      for p in a.payments],
         "credit": {c: _money_json(v, c) for c, v in credit(a).items() if v},
         "plans": [{"plan_id": pl.plan_id, "item_ids": list(pl.item_ids),
-                   "cancelled": pl.plan_id in a.cancelled_plans} for pl in a.plans],
+                   "cancelled": pl.plan_id in a.cancelled_plans,
+                   "status": plan_status(a, pl)} for pl in a.plans],
         "notices": [],
         "pending_proposals": [p.proposal_id for p in a.pending],
         "history_seq": a.history_seq,

@@ -36,6 +36,7 @@ from processors.metrics import Metrics
 from processors.procedures import ProcedureCatalog
 from processors.state import (
     NO_DAY,
+    PENDING_COUNT,
     StoredAccount,
     account_key,
     due_key,
@@ -249,7 +250,18 @@ class Handlers:
         if stored.index_day not in (NO_DAY, day):
             self._del(self.due_index, due_key(stored.index_day, account_id), w)
         stored.index_day = day
+        pending = len(stored.account.pending)
+        if pending != stored.pending_at_load:
+            count = self.pending_count(w) + pending - stored.pending_at_load
+            self._set(self.work_index, PENDING_COUNT, b"%d" % count, w)
+            stored.pending_at_load = pending
         self._set(self.accounts, account_key(account_id), stored.dumps(), w)
+
+    def pending_count(self, w: Writes | None) -> int:
+        """Undecided proposals on the accounts of `w`'s partition, as the unit leaves it."""
+        raw = (w.get(self.work_index, PENDING_COUNT) if w is not None
+               else self.work_index.get(PENDING_COUNT))
+        return int(raw) if raw else 0
 
     @staticmethod
     def _set(table: Any, key: bytes, value: bytes, w: Writes | None) -> None:
@@ -419,19 +431,36 @@ class Handlers:
     async def _on_ProposalRejected(self, record: dict[str, Any]) -> None:
         await self.broadcast({"kind": "reject", **convert.plain(record)})
 
+    async def refuse(self, decision: str, record: dict[str, Any], run_id: str, reason: str,
+                     detail: str) -> None:
+        """A run decision that cannot be carried out is a business outcome: it is recorded
+        on dunning.runs for the clerk (`RunDecisionRefused`), never dead-lettered."""
+        log.info("run decision refused", decision=decision, run_id=run_id, reason=reason)
+        self.metrics.decisions_refused.labels(reason).inc()
+        await self.send([self.out(cat.RUNS, "RunDecisionRefused", convert.run_decision_refused(
+            decision, record, run_id, reason, detail), run_id)])
+
     async def _on_RunApproved(self, record: dict[str, Any]) -> None:
         run = self.run_by_id(record["run_id"])
         if run["status"] == "deleted":
-            raise Unusable("run_deleted", f"run {run['run_id']} was deleted")
+            await self.refuse("RunApproved", record, run["run_id"], "run_deleted",
+                              f"run {run['run_id']} was deleted")
+            return
         run["status"] = "approved"
         self.put_run(run)
+        # Each partition's approval comes after its slice on the same partition-work
+        # partition, so an approval while the run is still running waits for the slice.
         await self.broadcast({"kind": "approve_run", **convert.plain(record)})
 
     async def _on_RunDeleted(self, record: dict[str, Any]) -> None:
         run = self.run_by_id(record["run_id"])
-        if run["executed"] > 0 or run["status"] == "approved":
-            raise Unusable("run_executed",
-                           f"run {run['run_id']} has executed proposals: reverse, not delete")
+        if run["status"] == "deleted":
+            return  # deleted before: nothing more to do
+        if run["executed"] > 0 or run["status"] in ("approved", "executed"):
+            await self.refuse("RunDeleted", record, run["run_id"], "run_executed",
+                              f"run {run['run_id']} has approved or executed proposals: "
+                              "reverse its notices, or decide its other proposals one by one")
+            return
         run["status"] = "deleted"
         self.put_run(run)
         await self.broadcast({"kind": "delete_run", **convert.plain(record)})
@@ -441,8 +470,9 @@ class Handlers:
         if run is None:
             raise Unusable("unknown_run", f"no payment run {record['payment_run_id']!r}")
         if run["status"] != "deleted":
-            raise Unusable("run_not_deleted",
-                           f"run {run['run_id']} is {run['status']}: delete it first")
+            await self.refuse("ProposalRunRequested", record, run["run_id"], "run_not_deleted",
+                              f"run {run['run_id']} is {run['status']}: delete it first")
+            return
         await self.start_run(run["payment_run_id"], run["as_of"], run["attempt"] + 1,
                              record["event_id"])
 
@@ -456,12 +486,16 @@ class Handlers:
         n = self.settings.partitions
         out: list[Out] = []
         run["executed"] += msg.get("notices", 0)
+        run["not_executed"] = run.get("not_executed", 0) + msg.get("not_executed", 0)
         if msg["kind"] == "slice_done":
             run["slices"][str(msg["partition"])] = msg
-            if len(run["slices"]) == n and run["status"] == "running":
-                run["status"] = "executed" if run["executed"] else "proposed"
+            if len(run["slices"]) == n and not run.get("completed"):
+                run["completed"] = True
+                if run["status"] == "running":
+                    run["status"] = "executed" if run["executed"] else "proposed"
                 totals = {k: sum(s.get(k, 0) for s in run["slices"].values())
-                          for k in ("evaluated", "proposals", "unknown", "notices", "commands")}
+                          for k in ("evaluated", "proposals", "unknown", "notices", "commands",
+                                    "pending")}
                 out.append(self.out(cat.RUNS, "ProposalRunCompleted", convert.run_completed(
                     run["run_id"], run["payment_run_id"], run["as_of"], totals), run["run_id"]))
                 if totals["notices"]:
@@ -473,11 +507,13 @@ class Handlers:
                          seconds=round(seconds, 3))
         elif msg["kind"] == "approve_done":
             run["approved_slices"][str(msg["partition"])] = msg
-            if len(run["approved_slices"]) == n:
+            if len(run["approved_slices"]) == n and not run.get("activity_done"):
+                run["activity_done"] = True
                 totals = {k: sum(s.get(k, 0) for s in run["approved_slices"].values())
-                          for k in ("notices", "commands")}
+                          for k in ("notices", "commands", "not_executed")}
                 out.append(self.out(cat.RUNS, "ActivityRunCompleted", convert.activity_done(
                     run["run_id"], totals), run["run_id"]))
+                log.info("activity run completed", run_id=run["run_id"], **totals)
         self.put_run(run)
         await self.send(out)
 
@@ -524,8 +560,12 @@ class Handlers:
         version_key = b"v|index"
         full = msg.get("full") or (
             self.work_index.get(version_key) != self.procedures.version.encode())
+        # Groups with an undecided proposal of an earlier run are left out of this one
+        # (RULES.md "Undecided proposals"; the due index skips them until decided).
+        pending = self.pending_count(Writes(partition))
         counts = {"kind": "slice_done", "run_id": run_id, "partition": partition,
-                  "evaluated": 0, "proposals": 0, "unknown": 0, "notices": 0, "commands": 0}
+                  "evaluated": 0, "proposals": 0, "unknown": 0, "notices": 0, "commands": 0,
+                  "pending": pending}
         for keys in self._candidates(partition, as_of, full):
             async with self.lock(partition):
                 await self._evaluate(partition, keys, run_id, as_of, procs, counts)
@@ -649,11 +689,33 @@ class Handlers:
             )
         return (self.settings.topic(cat.HISTORY), account.account_id.encode(), value, None)
 
+    def _approve(self, stored: StoredAccount, proposal_id: str, outs: list[Out],
+                 w: Writes) -> tuple[int, int, int]:
+        """The outcome of one approved proposal: its notice, or a `ProposalNotExecuted`
+        history record when the account changed since the run (RULES.md "Decisions of
+        this project"). Returns (notices, not executed, commands)."""
+        account, outcome = notices.execute_approved(stored.account, proposal_id)
+        if isinstance(outcome, notices.Notice):
+            return 1, 0, self._execute(stored, proposal_id, outs, w)[0]
+        stored.account = account
+        rtype, payload = convert.not_executed_history(account, outcome)
+        outs.append(self.history(stored, rtype, payload))
+        self.metrics.not_executed.labels(outcome.reason).inc()
+        log.info("approved proposal not executed", proposal_id=proposal_id,
+                 run_id=outcome.run_id, reason=outcome.reason)
+        return 0, 1, 0
+
     def _account_for(self, partition: int, key: bytes, w: Writes) -> StoredAccount | None:
         account_id = w.get(self.work_index, key)
         if account_id is None:
             return None
         return self.load(account_id.decode(), w)
+
+    def _run_of_proposal(self, account: Account, proposal_id: str) -> str | None:
+        for p in account.pending:
+            if p.proposal_id == proposal_id:
+                return p.run_id
+        return None
 
     async def _work_approve(self, partition: int, msg: dict[str, Any]) -> None:
         async with self.lock(partition):
@@ -661,11 +723,21 @@ class Handlers:
             stored = self._account_for(partition, proposal_key(msg["proposal_id"]), w)
             if stored is None:
                 return  # another partition's proposal
+            run_id = (self._run_of_proposal(stored.account, msg["proposal_id"])
+                      or notices.executed_run(stored.account, msg["proposal_id"]))
+            if run_id is None:
+                # decided before (rejected, not executed, or its run deleted): that
+                # decision stands and was recorded then
+                self.metrics.decisions_ignored.inc()
+                log.info("approval of a proposal decided before", proposal_id=msg["proposal_id"])
+                return
             outs: list[Out] = []
-            run_id = self._execute(stored, msg["proposal_id"], outs, w)[1]
+            # (executed before: the same records again, same ids)
+            executed, not_executed, _ = self._approve(stored, msg["proposal_id"], outs, w)
             self.store(stored, self.next_day(stored.account, 0), w)
             outs.append(self.internal(cat.RUN_PROGRESS, {
-                "kind": "executed", "run_id": run_id, "notices": 1}, run_id))
+                "kind": "executed", "run_id": run_id, "notices": executed,
+                "not_executed": not_executed}, run_id))
             await self.commit(outs, w)
 
     async def _work_reject(self, partition: int, msg: dict[str, Any]) -> None:
@@ -674,14 +746,21 @@ class Handlers:
             stored = self._account_for(partition, proposal_key(msg["proposal_id"]), w)
             if stored is None:
                 return
-            account, rejected = notices.reject(stored.account, msg["proposal_id"],
-                                               msg["decided_by"], msg.get("reason") or "")
+            try:
+                account, rejected = notices.reject(stored.account, msg["proposal_id"],
+                                                   msg["decided_by"], msg.get("reason") or "")
+            except Rejected as exc:  # executed before: the notice stands (reverse it)
+                self.metrics.decisions_ignored.inc()
+                log.info("rejection of an executed proposal", proposal_id=msg["proposal_id"],
+                         reason=exc.code)
+                return
             stored.account = account
             outs: list[Out] = []
             if rejected is not None:
                 rtype, payload = convert.rejection_history(account, rejected)
                 outs.append(self.history(stored, rtype, payload))
-            self.store(stored, stored.index_day if stored.index_day != NO_DAY else None, w)
+            # decided: the group can be proposed again, so its next day is computed anew
+            self.store(stored, self.next_day(stored.account, 0), w)
             await self.commit(outs, w)
 
     def _run_account_ids(self, partition: int, run_id: str) -> list[str]:
@@ -704,7 +783,7 @@ class Handlers:
 
     async def _work_approve_run(self, partition: int, msg: dict[str, Any]) -> None:
         run_id = msg["run_id"]
-        totals = {"notices": 0, "commands": 0}
+        totals = {"notices": 0, "commands": 0, "not_executed": 0}
         for ids in self._run_batches(partition, run_id):
             async with self.lock(partition):
                 w = Writes(partition)
@@ -712,8 +791,11 @@ class Handlers:
                 for account_id in ids:
                     stored = self.load(account_id, w)
                     for proposal_id in pending_of_run(stored.account, run_id):
-                        totals["commands"] += self._execute(stored, proposal_id, outs, w)[0]
-                        totals["notices"] += 1
+                        executed, not_executed, commands = self._approve(
+                            stored, proposal_id, outs, w)
+                        totals["notices"] += executed
+                        totals["not_executed"] += not_executed
+                        totals["commands"] += commands
                     self.store(stored, self.next_day(stored.account, 0), w)
                 await self.commit(outs, w)
             await asyncio.sleep(0)
@@ -730,8 +812,7 @@ class Handlers:
                     if notices.run_executed(stored.account, msg["run_id"]):
                         continue  # an executed notice cannot be deleted, only reversed
                     stored.account = notices.drop_run(stored.account, msg["run_id"])
-                    self.store(stored, stored.index_day if stored.index_day != NO_DAY else None,
-                               w)
+                    self.store(stored, self.next_day(stored.account, 0), w)
                     w.delete(self.work_index, run_key(msg["run_id"], account_id))
                 await self.commit([], w)
 
@@ -743,6 +824,7 @@ class Handlers:
         else:
             batches = list(self._run_batches(partition, msg["run_id"]))
         item_ids = tuple(msg["item_ids"]) if msg.get("item_ids") else None
+        requested_by = msg.get("requested_by") or ""
         for ids in batches:
             async with self.lock(partition):
                 w = Writes(partition)
@@ -753,9 +835,19 @@ class Handlers:
                                   list(notices.notices_of_run(stored.account, msg["run_id"])))
                     for notice_id in notice_ids:
                         reversal_id = convert.reversal_id(msg["event_id"], notice_id)
-                        account, reversal = notices.reverse(
-                            stored.account, notice_id, item_ids, reversal_id,
-                            msg.get("requested_by") or "", msg.get("reason") or "")
+                        try:
+                            account, reversal = notices.reverse(
+                                stored.account, notice_id, item_ids, reversal_id,
+                                requested_by, msg.get("reason") or "")
+                        except Rejected as exc:
+                            # this notice stays; the others of the request go ahead
+                            refused = notices.reversal_refused(
+                                stored.account, notice_id, reversal_id, requested_by, exc)
+                            rtype, payload = convert.reversal_refused_history(
+                                stored.account, refused)
+                            outs.append(self.history(stored, rtype, payload))
+                            self.metrics.reversals_refused.labels(exc.code).inc()
+                            continue
                         stored.account = account
                         if reversal.history is None:
                             continue  # nothing left to reverse

@@ -33,6 +33,16 @@ class Metrics:
         self.slice_seconds = Histogram(
             "dunning_run_slice_seconds", "One partition's share of a proposal run",
             registry=r, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 60))
+        # Business outcomes of decisions (recorded on dunning.history / dunning.runs).
+        self.not_executed = Counter("dunning_proposals_not_executed", "Approved proposals "
+                                    "not executed (the account changed)", ["reason"],
+                                    registry=r)
+        self.reversals_refused = Counter("dunning_reversals_refused", "Notices a reversal "
+                                         "request could not reverse", ["reason"], registry=r)
+        self.decisions_refused = Counter("dunning_run_decisions_refused", "Run decisions "
+                                         "refused (RunDecisionRefused)", ["reason"], registry=r)
+        self.decisions_ignored = Counter("dunning_decisions_ignored", "Decisions about "
+                                         "proposals that were decided before", registry=r)
 
     def add_gauges(self, name: str, doc: str, labels: list[str],
                    collect: Callable[[], Iterable[tuple[list[str], float]]]) -> None:

@@ -27,6 +27,9 @@ class StoredAccount:
     account: Account
     index_day: int = NO_DAY
     history_refs: dict[str, list] = field(default_factory=dict)
+    #: how many proposals were pending when the row was read (the partition keeps a
+    #: count of its undecided proposals, `PENDING_COUNT`, in step with the rows)
+    pending_at_load: int = 0
 
     def dumps(self) -> bytes:
         return msgpack.packb(
@@ -37,7 +40,12 @@ class StoredAccount:
     @classmethod
     def loads(cls, data: bytes) -> StoredAccount:
         index_day, packed, refs = msgpack.unpackb(data, raw=False, strict_map_key=False)
-        return cls(state_codec.unpack(packed), index_day, refs)
+        account = state_codec.unpack(packed)
+        return cls(account, index_day, refs, len(account.pending))
+
+
+PENDING_COUNT = b"c|pending"
+"""work_index key (per partition): undecided proposals on the partition's accounts."""
 
 
 def account_key(account_id: str) -> bytes:

@@ -66,6 +66,7 @@ TOPICS: dict[str, str] = {
     "ProposalRunStarted": "dunning.runs",
     "ProposalRunCompleted": "dunning.runs",
     "ActivityRunCompleted": "dunning.runs",
+    "RunDecisionRefused": "dunning.runs",
     "DunningProposed": "dunning.proposals",
     "PrintDunningLetter": "dunning.letters",
     "SetDunningLock": "dunning.locks",
@@ -81,6 +82,8 @@ TOPICS: dict[str, str] = {
     "DunningNoticeReversed": "dunning.history",
     "ItemLevelChanged": "dunning.history",
     "history.ProposalRejected": "dunning.history",
+    "ProposalNotExecuted": "dunning.history",
+    "NoticeReversalRefused": "dunning.history",
     "DeadLetter": "dunning.dead-letters",
 }
 

@@ -28,7 +28,7 @@ from dunning.audit.problems import Location, Problem
 from dunning.codec import EPOCH_ORDINAL
 
 HISTORY_TYPES = ("DunningNoticeIssued", "DunningNoticeReversed", "history.ProposalRejected",
-                 "ItemLevelChanged")
+                 "ItemLevelChanged", "ProposalNotExecuted", "NoticeReversalRefused")
 
 # ---------------------------------------------------------------------- raw records
 # The replay decodes on the codec's raw path (`Codec.decode_raw`: amounts as unscaled
@@ -181,6 +181,23 @@ class Rejection:
 
 
 @dataclass(slots=True)
+class Outcome:
+    """A decision that changed nothing: an approved proposal not executed
+    (``ProposalNotExecuted``, ``subject`` the proposal id) or a notice a reversal could
+    not reverse (``NoticeReversalRefused``, ``subject`` the notice id)."""
+
+    seq: int
+    event_id: str
+    record_type: str
+    subject: str
+    run_id: str
+    as_of: date
+    reason: str
+    detail: str
+    by: str
+
+
+@dataclass(slots=True)
 class LevelChange:
     seq: int
     event_id: str
@@ -220,6 +237,8 @@ class AccountHistory:
     notices: dict[str, Notice] = field(default_factory=dict)
     reversals: list[Reversal] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    #: approved proposals not executed and refused reversals (they change no item)
+    outcomes: list[Outcome] = field(default_factory=list)
     level_changes: list[LevelChange] = field(default_factory=list)
     items: dict[str, ItemState] = field(default_factory=dict)
     #: records not applied because they are recorded for a date after `as_of`
@@ -283,6 +302,12 @@ class Rebuilder:
                                           record["reason"]))
         elif record_type == "ItemLevelChanged":
             self._level_changed(ctx, record)
+        elif record_type in ("ProposalNotExecuted", "NoticeReversalRefused"):
+            subject = record.get("proposal_id") or record.get("notice_id") or ""
+            acc.outcomes.append(Outcome(ref.seq, ref.event_id, record_type, subject,
+                                        record["run_id"], recorded_for, record["reason"],
+                                        record.get("detail") or "",
+                                        record.get("requested_by") or ""))
         return True
 
     def forget(self, account_ids: list[str]) -> None:

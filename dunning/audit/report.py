@@ -110,6 +110,16 @@ def account_json(acc: AccountHistory) -> dict[str, Any]:
              "as_of": iso(r.as_of), "decided_by": r.decided_by, "reason": r.reason}
             for r in acc.rejected
         ],
+        "not_executed": [
+            {"seq": o.seq, "proposal_id": o.subject, "run_id": o.run_id, "as_of": iso(o.as_of),
+             "reason": o.reason, "detail": o.detail}
+            for o in acc.outcomes if o.record_type == "ProposalNotExecuted"
+        ],
+        "reversals_refused": [
+            {"seq": o.seq, "notice_id": o.subject, "run_id": o.run_id, "as_of": iso(o.as_of),
+             "reason": o.reason, "detail": o.detail, "requested_by": o.by}
+            for o in acc.outcomes if o.record_type == "NoticeReversalRefused"
+        ],
         "level_changes": [
             {"seq": c.seq, "item_id": c.item_id, "as_of": iso(c.as_of),
              "old_level": c.old_level, "new_level": c.new_level, "reason": c.reason}
@@ -157,6 +167,11 @@ def render_table(acc: AccountHistory) -> str:
         rows.append((j.seq, f"  {j.seq:>4}  {_d(j.as_of):<10}  {'proposal rejected':<17} "
                             f"{j.run_id:<24} {'':>5} {'':>9} {'':>9} {'':>11}  "
                             f"{j.proposal_id} ({j.reason})"))
+    for o in acc.outcomes:
+        what = "not executed" if o.record_type == "ProposalNotExecuted" else "reversal refused"
+        rows.append((o.seq, f"  {o.seq:>4}  {_d(o.as_of):<10}  {what:<17} "
+                            f"{o.run_id:<24} {'':>5} {'':>9} {'':>9} {'':>11}  "
+                            f"{o.subject} ({o.reason})"))
     for lc in acc.level_changes:
         rows.append((lc.seq, f"  {lc.seq:>4}  {_d(lc.as_of):<10}  {'level changed':<17} "
                              f"{'':<24} {lc.new_level:>5} {'':>9} {'':>9} {'':>11}  "
@@ -199,6 +214,7 @@ def _rows_of(acc: AccountHistory) -> Iterable[dict[str, Any]]:
     reversals = {r.seq: r for r in acc.reversals}
     rejected = {r.seq: r for r in acc.rejected}
     changes = {c.seq: c for c in acc.level_changes}
+    outcomes = {o.seq: o for o in acc.outcomes}
     for ref in acc.records:
         base: dict[str, Any] = {
             "account_id": acc.account_id, "seq": ref.seq, "record_type": ref.record_type,
@@ -232,6 +248,10 @@ def _rows_of(acc: AccountHistory) -> Iterable[dict[str, Any]]:
             j = rejected[ref.seq]
             base.update(proposal_id=j.proposal_id, run_id=j.run_id, reason=j.reason,
                         by=j.decided_by)
+        elif ref.seq in outcomes:
+            o = outcomes[ref.seq]
+            key = "proposal_id" if o.record_type == "ProposalNotExecuted" else "notice_id"
+            base.update({key: o.subject, "run_id": o.run_id, "reason": o.reason, "by": o.by})
         elif ref.seq in changes:
             c = changes[ref.seq]
             base.update(item_id=c.item_id, old_level=c.old_level, new_level=c.new_level,

@@ -24,6 +24,7 @@ from domain.events import (
     PaymentReversed,
     PostalAddress,
 )
+from domain.money import minor_units
 from domain.procedures import Level, Procedure
 
 ACCOUNT = "ACC-1"
@@ -139,13 +140,16 @@ def plan(
     sources: tuple[str, ...],
     *installments: tuple[str, int, int],
     account_id: str = ACCOUNT,
+    currency: str = "EUR",
 ) -> InstallmentPlanCreated:
+    """Instalment amounts in minor units of ``currency`` (the event keeps thousandths)."""
+    per_minor = 10 ** (3 - minor_units(currency))
     return InstallmentPlanCreated(
         _eid(),
         account_id,
         plan_id,
         sources,
-        tuple(Installment(i, a, d) for i, a, d in installments),
+        tuple(Installment(i, a * per_minor, d) for i, a, d in installments),
     )
 
 

@@ -183,7 +183,12 @@ def streams(draw: st.DrawFn, procedure_ids: tuple[str, ...] = ("P",)) -> Streams
     if draw(st.booleans()):
         sources = invoice_items[draw(st.sampled_from(sorted(invoice_items)))]
         installments = tuple(
-            Installment(f"PL-{n}", draw(_amount), BASE + draw(st.integers(20, 200)))
+            Installment(
+                f"PL-{n}",
+                # thousandths: whole units, cents, or (not in JPY) a thousandth
+                draw(_amount) * draw(st.sampled_from([1000, 10, 1])),
+                BASE + draw(st.integers(20, 200)),
+            )
             for n in range(draw(st.integers(1, 3)))
         )
         due_dates.append(InstallmentPlanCreated(eid(), ACCOUNT, "PL", tuple(sources), installments))

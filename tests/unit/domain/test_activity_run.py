@@ -20,9 +20,11 @@ from domain.commands import (
     SetDunningLock,
 )
 from domain.errors import Rejected
+from domain.history import ProposalNotExecuted
 from domain.notice import (
     drop_run,
     execute,
+    execute_approved,
     notices_of_run,
     record_proposals,
     reject,
@@ -35,11 +37,14 @@ from tests.unit.domain.builders import (
     ADDRESS,
     account,
     apply,
+    cancel,
     day,
     dunning_fields,
     invoice,
     item,
     level,
+    lock,
+    move_due,
     pay,
     plan,
     procedure,
@@ -235,15 +240,61 @@ def test_a_proposal_made_stale_by_a_payment_is_rejected_at_execution() -> None:
     assert err.value.code == "stale_proposal"
 
 
-def test_a_second_pending_proposal_of_the_same_group_goes_stale_once_one_is_executed() -> None:
+def test_a_group_with_an_undecided_proposal_gets_no_second_one_until_it_is_decided() -> None:
     acc = account(upsert(), invoice("I", item("A", 10000, JAN)))
     acc = proposals(acc, MAR, {"P": standard()}, run_id="R/1")
-    acc = proposals(acc, MAR + 1, {"P": standard()}, run_id="R2/1")
-    one, two = acc.pending
-    acc, _ = execute(acc, one.proposal_id)
-    with pytest.raises(Rejected) as err:
-        execute(acc, two.proposal_id)
-    assert err.value.code == "stale_proposal"
+    (one,) = acc.pending
+    later = propose(acc, {"P": standard()}, MAR + 1, "R2/1")
+    assert later.proposals == ()
+    assert later.pending_groups == 1
+    # the same run evaluated again (a redelivered slice) is not held back by itself
+    again = propose(acc, {"P": standard()}, MAR, "R/1")
+    assert [p.proposal_id for p in again.proposals] == [one.proposal_id]
+    rejected, _ = reject(acc, one.proposal_id, "clerk", "")
+    fresh = propose(rejected, {"P": standard()}, MAR + 1, "R2/1")
+    assert len(fresh.proposals) == 1 and fresh.pending_groups == 0
+
+
+def test_an_approved_proposal_made_stale_by_a_payment_is_not_executed_and_says_why() -> None:
+    acc = everything_account()
+    p = first(acc)
+    paid = apply(acc, pay("P1", 100, MAR, ("A", 100)))
+    after, outcome = execute_approved(paid, p.proposal_id)
+    assert isinstance(outcome, ProposalNotExecuted)
+    assert (outcome.proposal_id, outcome.run_id, outcome.reason) == (
+        p.proposal_id, "R/1", "stale_proposal")
+    assert "'A'" in outcome.detail
+    assert after.pending == ()
+    assert replace(after, pending=paid.pending) == paid
+    # without the change it is executed as proposed
+    executed, notice = execute_approved(acc, p.proposal_id)
+    assert notice == execute(acc, p.proposal_id)[1]
+    assert executed == execute(acc, p.proposal_id)[0]
+
+
+def test_the_reason_a_proposal_is_not_executed_names_what_happened() -> None:
+    base = account(upsert(), invoice("I", item("A", 10000, JAN)))
+    acc = proposals(base, MAR, {"P": standard()})
+    pid = first(acc).proposal_id
+
+    def reason(*events: object) -> str:
+        changed = acc
+        for e in events:
+            changed = apply(changed, e)
+        outcome = execute_approved(changed, pid)[1]
+        assert isinstance(outcome, ProposalNotExecuted)
+        return outcome.reason
+
+    assert reason(pay("P1", 10000, MAR)) == "paid"
+    assert reason(cancel("I")) == "cancelled"
+    assert reason(plan("PL", ("A",), ("A-1", 10000, MAR + 30))) == "in_plan"
+    assert reason(lock("L", MAR - 1, MAR + 10)) == "locked"
+    assert reason(lock("L", MAR, MAR, item_id="A")) == "locked"
+    assert reason(pay("P1", 10, MAR)) == "stale_proposal"
+    assert reason(move_due("A", JAN + 3)) == "stale_proposal"
+    # a lock that begins after the as-of date does not stop the notice of that run
+    later_lock = apply(acc, lock("L", MAR + 1, MAR + 10))
+    assert not isinstance(execute_approved(later_lock, pid)[1], ProposalNotExecuted)
 
 
 def test_a_rejected_proposal_changes_nothing_but_is_no_longer_pending() -> None:

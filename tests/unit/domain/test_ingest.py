@@ -1,5 +1,6 @@
 """RULES.md "Account state (ingest)": open amounts from the set of events seen."""
 
+import itertools
 from dataclasses import replace
 
 import pytest
@@ -15,6 +16,7 @@ from domain.account import (
     held,
     is_locked,
     new_account,
+    plan_status,
 )
 from domain.errors import Rejected
 from tests.unit.domain.builders import (
@@ -315,3 +317,40 @@ def test_a_new_account_has_nothing() -> None:
         0,
         "",
     )
+
+
+def test_a_plan_that_arrives_before_its_account_and_items_is_held_then_takes_effect() -> None:
+    # amounts are thousandths until the items' currency is known: 100 JPY = 100000
+    early = plan("PL", ("A",), ("A-1", 100000, FEB), currency="BHD")
+    first = apply(account(), early)
+    assert first.items == ()
+    assert plan_status(first, first.plans[0]) == "waiting_for_items"
+    events = [
+        early,
+        upsert(currency="JPY"),
+        invoice("I", item("A", 200, JAN), currency="JPY"),
+        pay("P1", 50, FEB, ("A-1", 50), currency="JPY"),
+    ]
+    # the same state whatever the order (but for the order of the applied-id log)
+    states = {
+        replace(apply(account(), *order), seen=b"")
+        for order in itertools.permutations(events)
+    }
+    assert len(states) == 1
+    (acc,) = states
+    by_id = {it.item_id: it for it in acc.items}
+    assert (by_id["A-1"].currency, by_id["A-1"].amount, by_id["A-1"].open_amount) == (
+        "JPY", 100, 50)
+    assert by_id["A"].status == IN_PLAN
+    assert plan_status(acc, acc.plans[0]) == "active"
+
+
+def test_a_plan_whose_amounts_the_items_currency_cannot_hold_never_takes_effect() -> None:
+    acc = account(
+        upsert(currency="JPY"),
+        invoice("I", item("A", 200, JAN), currency="JPY"),
+        plan("PL", ("A",), ("A-1", 1005, FEB), currency="BHD"),  # 1.005 JPY
+    )
+    assert [it.item_id for it in acc.items] == ["A"]
+    assert acc.items[0].status == OPEN
+    assert plan_status(acc, acc.plans[0]) == "amount_not_in_currency"

@@ -274,6 +274,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "proposals": 650_112,
         "accounts_unknown_procedure": 3,
         "completed_at": datetime(2025, 3, 31, 22, 15, 14, tzinfo=UTC),
+        "groups_pending_proposal": 12,
     },
     "ActivityRunCompleted": {
         "event_id": "arc-0001",
@@ -281,6 +282,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "notices": 650_112,
         "commands": 1_402_877,
         "completed_at": datetime(2025, 4, 1, 6, 0, tzinfo=UTC),
+        "not_executed": 4,
+    },
+    "RunDecisionRefused": {
+        "event_id": "rdr-0001",
+        "run_id": RUN,
+        "decision": "RunDeleted",
+        "decision_event_id": "dec-0042",
+        "reason": "run_executed",
+        "detail": "run PR-2025-03-31/1 has executed proposals: reverse, not delete",
+        "decided_by": "clerk.schmidt",
+        "refused_at": datetime(2025, 4, 1, 7, 0, tzinfo=UTC),
     },
     # -- proposals ------------------------------------------------------------------------
     "DunningProposed": {
@@ -473,6 +485,22 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "run_id": RUN,
         "decided_by": "clerk.schmidt",
         "reason": "customer announced payment",
+    },
+    "ProposalNotExecuted": {
+        **_history(2, "ab" * 32, "h-2"),
+        "proposal_id": PROPOSAL,
+        "run_id": RUN,
+        "reason": "paid",
+        "detail": "every listed item is paid",
+    },
+    "NoticeReversalRefused": {
+        **_history(3, "cd" * 32, "h-3"),
+        "notice_id": "notice-0001",
+        "run_id": RUN,
+        "reversal_id": "rev-0001",
+        "reason": "later_notice_in_effect",
+        "detail": "item 'INV-1-1' is on a later notice still in effect; reverse it first",
+        "requested_by": "clerk.schmidt",
     },
     # -- dead letters ---------------------------------------------------------------------
     "DeadLetter": {
