@@ -46,12 +46,15 @@ from domain.account import (
 )
 from domain.commands import Recipient
 from domain.events import Allocation, Installment, PostalAddress
+from domain.money import minor_units
 from domain.procedures import ACTIVITIES
 from domain.proposal import LeftOutItem, LevelChange, Proposal, ProposedItem
 
 __all__ = ["FORMAT_VERSION", "pack", "unpack"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: instalment amounts of a plan in thousandths of a unit (1: in minor units of the
+currency the plan was converted with; read and upgraded, see :func:`_v1_plans`)."""
 
 _EPOCH = 730120
 """Day number of 2000-01-01: issue and receipt days are stored relative to it (shorter)."""
@@ -364,10 +367,30 @@ def _unpack_proposal(r: Any, account_id: str) -> Proposal:
     )
 
 
+def _v1_plans(plans: tuple[Plan, ...], items: list[Item], home: str | None) -> tuple[Plan, ...]:
+    """Format 1 kept instalment amounts in minor units of the currency the plan was read
+    with: its instalments' (once effective), else its first known source item's, else the
+    account's. Format 2 keeps thousandths."""
+    by_id = {it.item_id: it for it in items}
+    out = []
+    for plan in plans:
+        known = [by_id[i] for i in (plan.installments[0].item_id, *plan.item_ids) if i in by_id]
+        currency = known[0].currency if known else home
+        if currency is None:
+            out.append(plan)
+            continue
+        exponent = minor_units(currency)
+        out.append(_Plan(plan.plan_id, plan.item_ids, tuple(
+            _Installment(i.item_id, i.amount * 10 ** (3 - exponent) if exponent <= 3
+                         else i.amount // 10 ** (exponent - 3), i.due_date)
+            for i in plan.installments)))
+    return tuple(out)
+
+
 def unpack(data: bytes) -> Account:
     """The account packed by :func:`pack`."""
     v = msgpack.unpackb(data, raw=False, use_list=False)
-    if v[0] != FORMAT_VERSION:
+    if v[0] not in (1, FORMAT_VERSION):
         raise ValueError(f"unknown account state format {v[0]!r}")
     if len(v) < _TOP_SIZE:
         v = v + _TOP_TAIL[len(v) - _TOP_SIZE :]
@@ -431,6 +454,8 @@ def unpack(data: bytes) -> Account:
                     r[8],
                 )
             )
+    if v[0] == 1 and plans:
+        plans = _v1_plans(plans, items, home)
     payments = []
     for r in v[5]:
         payments.append(

@@ -75,3 +75,23 @@ def test_every_account_round_trips_exactly(case) -> None:  # type: ignore[no-unt
     back = unpack(data)
     assert back == acc
     assert pack(back) == data
+
+
+def test_a_format_1_row_is_read_with_its_plan_amounts_in_thousandths() -> None:
+    import msgpack
+
+    from processors import state_codec
+    from tests.unit.domain.builders import account, day, invoice, item, plan, upsert
+
+    acc = account(
+        upsert(currency="JPY"),
+        plan("PL", ("A", "B"), ("A-1", 300, day("2024-03-01")), currency="JPY"),  # no B yet
+        invoice("I", item("A", 500, day("2024-01-10")), currency="JPY"),
+    )
+    assert acc.plans[0].installments[0].amount == 300_000  # 300 JPY in thousandths
+    v = list(msgpack.unpackb(state_codec.pack(acc), raw=False, use_list=False))
+    # format 1 held the amount in minor units of the currency it was read with (JPY: 300)
+    v[0] = 1
+    v[12] = [[p[0], p[1], [[i[0], 300, i[2]] for i in p[2]]] for p in v[12]]
+    old = state_codec.unpack(msgpack.packb(v, use_bin_type=True))
+    assert old == acc
