@@ -1,24 +1,83 @@
-"""HTTP views of the worker: account state, health, metrics."""
+"""HTTP views of the worker: account state, health, metrics.
+
+Every path answers with and without its trailing slash (`/metrics` is Prometheus'
+default). Until the worker is ready (its tables recovered, the procedures read) an
+account answers 503 with a JSON body; an unknown account is a JSON 404.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import faust
+from faust.exceptions import NotReady, SameNode
 from faust.types import TP
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 
 from processors import convert
 from processors.state import account_key
+
+Handler = Callable[..., Awaitable[Response]]
 
 
 def register(app: faust.App, handlers: Any) -> None:
     accounts = handlers.accounts
 
-    @app.page("/accounts/{account_id}/")
-    @app.table_route(table=accounts, match_info="account_id")
+    def page(path: str) -> Callable[[Handler], Handler]:
+        """`app.page` for `path` and for `path` with a trailing slash."""
+        def decorate(fun: Handler) -> Handler:
+            bare = path.rstrip("/")
+            app.page(bare, name=fun.__name__)(fun)
+            app.page(bare + "/", name=fun.__name__ + "/")(fun)
+            return fun
+        return decorate
+
+    def not_ready() -> str | None:
+        """Why the worker cannot answer for its tables yet (None: it can)."""
+        recovery = getattr(app.tables, "recovery", None)
+        if recovery is None or not recovery.completed.is_set():
+            return "tables are being recovered"
+        if not handlers.procedures.ready.is_set():
+            return "procedures are being read"
+        return None
+
+    def unavailable(web: View, reason: str) -> Response:
+        return web.json({"error": "not ready", "reason": reason}, status=503)
+
+    async def changelog_metadata() -> None:
+        """Make the producer know the accounts changelog's partitions.
+
+        Faust's table router finds a key's owner through the producer's partitioner,
+        which raises TypeError ('NoneType' object is not iterable) for a topic the producer
+        has no metadata for: before its first write to the changelog, or during start-up.
+        """
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # noqa: SLF001
+        await asyncio.wait_for(
+            producer.partitions_for(accounts.changelog_topic.get_topic_name()), timeout=5)
+
+    @page("/accounts/{account_id}/")
     async def account(web: View, request: Request, account_id: str) -> Response:
-        raw = accounts.get(account_key(account_id))
+        reason = not_ready()
+        if reason is not None:
+            return unavailable(web, reason)
+        key = account_key(account_id)
+        try:
+            await changelog_metadata()
+            # the worker that owns the account's partition answers; SameNode: this one
+            return await app.router.route_req(accounts.name, key, web.web, request)
+        except SameNode:
+            pass
+        except (ServiceUnavailable, KeyError):
+            return unavailable(web, "the account's partition is not assigned yet")
+        except (NotReady, TimeoutError, TypeError):
+            return unavailable(web, "no metadata for the accounts changelog yet")
+        except aiohttp.ClientError as exc:
+            return unavailable(web, f"the worker that owns the account does not answer: {exc}")
+        raw = accounts.get(key)
         if raw is None:
             return web.json({"error": "unknown account", "account_id": account_id}, status=404)
         from processors.state import StoredAccount
@@ -33,13 +92,12 @@ def register(app: faust.App, handlers: Any) -> None:
         )
         return web.json(body)
 
-    @app.page("/health/")
+    @page("/health/")
     async def health(web: View, request: Request) -> Response:
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        ready = handlers.procedures.ready.is_set() and recovery.completed.is_set()
+        ready = not_ready() is None
         return web.json({"status": "ok", "ready": ready}, status=200 if ready else 503)
 
-    @app.page("/metrics/")
+    @page("/metrics/")
     async def metrics(web: View, request: Request) -> Response:
         # text/plain is the Prometheus text format (version 0.0.4)
         return web.text(handlers.metrics.exposition().decode())
