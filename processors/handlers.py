@@ -30,7 +30,7 @@ from domain.proposal import propose
 from domain.schedule import next_evaluation_day
 from dunning.codec import Codec, CodecError
 from dunning.settings import Settings
-from processors import broker_quirks, convert
+from processors import broker_quirks, convert, limits
 from processors.deadletter import Unusable, dead_letter_record, log_unusable
 from processors.metrics import Metrics
 from processors.procedures import ProcedureCatalog
@@ -213,10 +213,14 @@ class Handlers:
             await self.dead_letter(message, "processing_error", f"{type(exc).__name__}: {exc}")
 
     def decode(self, message: Any, allowed: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+        """The door of every input and control record: its size, its framing and body, its
+        type, then every limit of `processors.limits` (on the raw values, before anything
+        is built from them). The record comes out as `Codec.decode` gives it."""
         if message.value is None:
-            raise Unusable("empty", "a record without a value")
+            raise Unusable("empty", "a record without a value (a tombstone)")
+        limits.check_size(message.value)
         try:
-            rtype, record = self.codec.decode(message.value)
+            rtype, raw = self.codec.decode_raw(message.value)
         except CodecError as exc:
             raise Unusable("undecodable", str(exc)) from exc
         if rtype not in allowed:
@@ -224,7 +228,7 @@ class Handlers:
                 "unknown_record_type",
                 f"{rtype} is not a record of {self.logical(message.topic)}",
             )
-        return rtype, record
+        return rtype, limits.check(rtype, raw)
 
     # ------------------------------------------------------------------ state
     def load(self, account_id: str, w: Writes | None = None) -> StoredAccount:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
 from collections.abc import Mapping
 
 import structlog
@@ -14,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from domain.procedures import Procedure, procedure_to_dict
 from dunning.codec import Codec, CodecError
 from dunning.settings import Settings
-from processors import broker_quirks, convert
+from processors import broker_quirks, convert, limits
 from topics.catalogue import PROCEDURES
 
 log = structlog.get_logger("dunning.procedures")
@@ -27,26 +28,37 @@ class ProcedureCatalog:
         self.procedures: dict[str, Procedure] = {}
         self.version = ""
         self.ready = asyncio.Event()
-        self.rejected: list[str] = []
+        #: the latest records not used, and why (bounded: the topic may hold many)
+        self.rejected: deque[str] = deque(maxlen=100)
 
     def get(self) -> Mapping[str, Procedure]:
         return self.procedures
 
     def apply(self, value: bytes) -> None:
+        """Take one record of the topic; one that cannot be used is logged and left out
+        (the procedures known stay as they were): a bad procedure never stops the worker."""
         try:
-            rtype, record = self.codec.decode(value)
+            limits.check_size(value)
+            rtype, raw = self.codec.decode_raw(value)
             if rtype != "DunningProcedureDefined":
                 raise convert.Unusable("unknown_record_type", rtype)
-            procedure = convert.procedure(record)
+            procedure = convert.procedure(limits.check(rtype, raw))
         except (CodecError, convert.Unusable) as exc:
-            self.rejected.append(str(exc))
-            log.warning("procedure record not used", reason=str(exc))
+            self._reject(str(exc))
+            return
+        except Exception as exc:  # a bug, not bad input: keep the evidence, go on
+            log.exception("procedure record failed")
+            self._reject(f"processing_error: {type(exc).__name__}: {exc}")
             return
         self.procedures[procedure.id] = procedure
         self.version = hashlib.sha256(
             repr(sorted((k, procedure_to_dict(p)) for k, p in self.procedures.items())).encode()
         ).hexdigest()[:16]
         log.info("procedure loaded", procedure=procedure.id, levels=len(procedure.levels))
+
+    def _reject(self, reason: str) -> None:
+        self.rejected.append(reason[:300])
+        log.warning("procedure record not used", reason=reason[:300])
 
     async def follow(self) -> None:
         """Read the topic from the start, forever; `ready` once the start-up end is reached."""
