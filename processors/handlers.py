@@ -79,6 +79,22 @@ def replayed_dead_letter(message: Any) -> str | None:
     return None
 
 
+def check_key(key: bytes | None, account_id: str) -> None:
+    """The key of an account-scoped record is the UTF-8 of its account id, byte for byte
+    (CONTRACT.md): the partition the producer chose is then the account's. No key, a key
+    that is not UTF-8 or that names another account: `key_mismatch`."""
+    if key == account_id.encode():
+        return
+    if key is None:
+        why = "a record without a key"
+    else:
+        try:
+            why = f"key {key.decode()[:80]!r}"
+        except UnicodeDecodeError:
+            why = f"key {key[:80]!r} (not UTF-8)"
+    raise Unusable("key_mismatch", f"{why} is not the account_id {account_id[:80]!r}")
+
+
 def pending_of_run(account: Account, run_id: str) -> list[str]:
     return [p.proposal_id for p in account.pending if p.run_id == run_id]
 
@@ -344,10 +360,7 @@ class Handlers:
         topic = self.logical(message.topic)
         rtype, record = self.decode(message, cat.BY_NAME[topic].records)
         account_id = record["account_id"]
-        if message.key is None or message.key.decode(errors="replace") != account_id:
-            raise Unusable(
-                "key_mismatch", f"key {message.key!r} is not the account_id {account_id!r}"
-            )
+        check_key(message.key, account_id)
         stored = rows.get(account_id) or self.load(account_id, w)
         domain_event = convert.input_event(
             rtype, record, lambda ids: items_currency(stored.account, ids))

@@ -154,3 +154,13 @@ def test_procedure_day_counts_are_bounded():
                                          sample("DunningProcedureDefined")))[1]
     proc["min_days_between_dunnings"] = 2**31 - 1
     assert refused(raw_bytes("DunningProcedureDefined", proc)).code == "number_out_of_range"
+
+
+def test_an_account_record_is_keyed_by_the_utf8_of_its_account_id_byte_for_byte():
+    from processors.handlers import check_key
+
+    check_key("ACC-ü".encode(), "ACC-ü")
+    for key in (None, b"", b"ACC-\xfc", "ACC-ü ".encode(), b"OTHER", "ACC-Ü".encode()):
+        with pytest.raises(Unusable) as info:
+            check_key(key, "ACC-ü")
+        assert info.value.code == "key_mismatch"
