@@ -17,7 +17,7 @@ import pytest
 from dunning import deadletters as dls
 from dunning.kafka_io import publish_raw
 from tests.integration import events as e
-from tests.integration.harness import env_for, wait_for
+from tests.integration.harness import dig, env_for, wait_for
 
 D = date(2026, 10, 1)
 
@@ -57,8 +57,14 @@ def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_applied_exactly_once
         story, env, capsys):
     acc = "DLR-1"
     s = story.settings
-    # The plan arrives before billing has told the processor about the account: its
-    # amounts' currency is not known, so it is dead-lettered (unknown_item).
+    story.send("billing.accounts", [e.account(acc)])
+    story.send("billing.invoices", [e.invoice(acc, "R1", [("R1-a", "120.00", D)])])
+    story.send("billing.due-dates", [plan(acc, "P0", ["R1-a"], [
+        ("R1-h1", "120.00", date(2026, 11, 1))])])
+    wait_for(lambda: dig(story.worker.account(acc), "items", "R1-a", "status") == "in_plan",
+             what="account, invoice and the first plan applied")
+    # A second plan for an item that is in an active plan is dead-lettered
+    # (item_in_active_plan): billing must cancel the first one before.
     story.send("billing.due-dates", [plan(acc, "P1", ["R1-a"], [
         ("R1-i1", "60.00", date(2026, 11, 1)), ("R1-i2", "60.00", date(2026, 12, 1))])])
     # Bytes nobody can read, on the same topic and partition (same key): replaying them
@@ -68,25 +74,27 @@ def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_applied_exactly_once
     def both() -> dict[str, dict[str, Any]] | None:
         found = {d["reason"]: d for d in listed(capsys).values()
                  if d["source_topic"] == "billing.due-dates"}
-        return found if {"unknown_item", "undecodable"} <= set(found) else None
+        return found if {"item_in_active_plan", "undecodable"} <= set(found) else None
 
     found = wait_for(both, what="two dead letters")
-    plan_id, garbage_id = found["unknown_item"]["event_id"], found["undecodable"]["event_id"]
-    assert found["unknown_item"]["key"] == acc and found["unknown_item"]["attempts"] == 1
-    assert story.worker.account(acc) is None
+    rejected = found["item_in_active_plan"]
+    plan_id, garbage_id = rejected["event_id"], found["undecodable"]["event_id"]
+    assert rejected["key"] == acc and rejected["attempts"] == 1
+    assert [p["plan_id"] for p in story.worker.account(acc)["plans"]] == ["P0"]
 
-    # The cause is fixed: the account and the source item are known now.
-    story.send("billing.accounts", [e.account(acc)])
-    story.send("billing.invoices", [e.invoice(acc, "R1", [("R1-a", "120.00", D)])])
-    wait_for(lambda: (st := story.worker.account(acc)) and "R1-a" in st["items"],
-             what="account and invoice applied")
+    # The cause is fixed: billing cancels the first plan.
+    story.send("billing.due-dates", [("InstallmentPlanCancelled", {
+        "event_id": uuid.uuid4().hex, "account_id": acc, "plan_id": "P0",
+        "occurred_at": None})])
+    wait_for(lambda: dig(story.worker.account(acc), "items", "R1-a", "status") == "open",
+             what="first plan cancelled")
 
     assert cli("replay", plan_id[:12]) == 0
-    assert capsys.readouterr().out.startswith(f"replayed {plan_id} (unknown_item, 1 attempts)"
-                                              " to billing.due-dates[")
-    state = wait_for(lambda: (st := story.worker.account(acc)) and st["plans"] and st,
-                     what="the replayed plan applied")
-    assert [p["plan_id"] for p in state["plans"]] == ["P1"]
+    assert capsys.readouterr().out.startswith(
+        f"replayed {plan_id} (item_in_active_plan, 1 attempts) to billing.due-dates[")
+    state = wait_for(lambda: (st := story.worker.account(acc)) and len(st["plans"]) == 2
+                     and st, what="the replayed plan applied")
+    assert [p["plan_id"] for p in state["plans"]] == ["P0", "P1"]
     instalments = {i: it for i, it in state["items"].items() if it["plan_id"] == "P1"}
     assert sorted(instalments) == ["R1-i1", "R1-i2"]
     assert [it["amount"] for it in instalments.values()] == ["60.00", "60.00"]
