@@ -9,6 +9,7 @@ killed after both finds the work done in its state.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import time
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ import faust
 import orjson
 import structlog
 from aiokafka import TopicPartition
+from aiokafka import errors as kafka_errors
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 
@@ -46,12 +48,67 @@ from processors.state import (
     run_key,
     run_prefix,
 )
-from processors.writes import Writes
+from processors.writes import Writes, db_of
 from topics import catalogue as cat
 
 log = structlog.get_logger("dunning.worker")
 
 Out = tuple[str, bytes | None, bytes | None, int | None]  # topic, key, value, partition
+
+#: What a broker says about a record it will not take (whatever the batch or the moment).
+REFUSALS = (
+    kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordListTooLargeError,
+    kafka_errors.RecordTooLargeError, kafka_errors.CorruptRecordException,
+    kafka_errors.InvalidMessageError, kafka_errors.InvalidTimestampError,
+    kafka_errors.PolicyViolationError, kafka_errors.UnsupportedForMessageFormatError,
+)
+
+
+class Refused(Exception):
+    """Records that were not sent, each with why (`refused`); the others were, and
+    `offsets` has the last offset of each topic partition they went to."""
+
+    def __init__(self, refused: list[tuple[Out, str]],
+                 offsets: dict[tuple[str, int], int]) -> None:
+        super().__init__(f"{len(refused)} record(s) not sent: {refused[0][1]}")
+        self.refused = refused
+        self.offsets = offsets
+
+
+def _note_offset(last: dict[tuple[str, int], int], meta: Any, n: int) -> None:
+    tp = (meta.topic, meta.partition)
+    last[tp] = max(last.get(tp, -1), meta.offset + n - 1)
+
+
+class UnitWrites(Writes):
+    """The row changes of an ingest unit, made of each changed account's own (`merge`),
+    so that an account whose change cannot be stored or sent can be taken out (`drop`)."""
+
+    def merge(self, part: Writes) -> None:
+        self._rows.update(part._rows)
+
+    def drop(self, part: Writes) -> None:
+        for key in part._rows:
+            self._rows.pop(key, None)
+
+    def changed_rows(self) -> list[tuple[str, bytes]]:
+        """(changelog topic, key) of every row changed."""
+        return [(table.changelog_topic.get_topic_name(), key)
+                for (_, key), (table, _) in self._rows.items()]
+
+
+class StagedWrites(UnitWrites):
+    """Row changes staged on top of others (`base`), which they read through to."""
+
+    def __init__(self, base: Writes) -> None:
+        super().__init__(base.partition)
+        self.base = base
+
+    def get(self, table: Any, key: bytes) -> bytes | None:
+        pending = self._rows.get((id(table), key))
+        if pending is not None:
+            return pending[1]
+        return self.base.get(table, key)
 
 
 def items_currency(account: Account, item_ids: tuple[str, ...]) -> str | None:
@@ -146,37 +203,73 @@ class Handlers:
         """Send and wait until the broker has every record. Records are grouped into one
         batch per topic partition (several times faster than one send per record); keyed
         records go where the default Kafka partitioner (murmur2) puts them, as upstream
-        producers' records do, so an account's records share one partition number."""
+        producers' records do, so an account's records share one partition number.
+
+        A record is never lost in silence, nor does it stop the worker: one larger than
+        `limits.MAX_SEND_BYTES`, or one the broker refuses (too large, corrupt, against
+        its policy; a refused batch is sent again record by record to find which), is not
+        sent, the others are, and `Refused` says which were not and why. Any other error
+        (the broker gone, a timeout) is raised as it is."""
         producer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]  # noqa: SLF001
-        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
-        for topic, key, value, partition in outs:
+        groups: dict[tuple[str, int], list[Out]] = {}
+        refused: list[tuple[Out, str]] = []
+        for out in outs:
+            topic, key, value, partition = out
+            size = (len(key) if key else 0) + (len(value) if value else 0)
+            if size > limits.MAX_SEND_BYTES:
+                refused.append((out, f"{size} bytes, more than the {limits.MAX_SEND_BYTES} "
+                                     "the worker sends in one record"))
+                continue
             if partition is None:
                 count = self._partition_counts.get(topic)
                 if count is None:
                     count = self._partition_counts[topic] = len(
                         await producer.partitions_for(topic))
                 partition = (murmur2(key) & 0x7FFFFFFF) % count if key else 0
-            groups.setdefault((topic, partition), []).append((key, value))
+            groups.setdefault((topic, partition), []).append(out)
+        sent: list[tuple[str, int, list[Out]]] = []
         futures = []
-        sizes = []
         for (topic, partition), records in groups.items():
             batch = producer.create_batch()
-            n = 0
-            for key, value in records:
-                if batch.append(key=key, value=value, timestamp=None) is None:
+            taken: list[Out] = []
+            for out in records:
+                if batch.append(key=out[1], value=out[2], timestamp=None) is None:
                     futures.append(await producer.send_batch(batch, topic, partition=partition))
-                    sizes.append(n)
+                    sent.append((topic, partition, taken))
                     batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)
-                    n = 0
-                n += 1
+                    batch.append(key=out[1], value=out[2], timestamp=None)
+                    taken = []
+                taken.append(out)
             futures.append(await producer.send_batch(batch, topic, partition=partition))
-            sizes.append(n)
+            sent.append((topic, partition, taken))
         last: dict[tuple[str, int], int] = {}
+        again: list[tuple[str, int, Out]] = []
         if futures:
-            for meta, n in zip(await asyncio.gather(*futures), sizes, strict=True):
-                tp = (meta.topic, meta.partition)
-                last[tp] = max(last.get(tp, -1), meta.offset + n - 1)
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            for result, (topic, partition, taken) in zip(results, sent, strict=True):
+                if isinstance(result, REFUSALS):
+                    again.extend((topic, partition, out) for out in taken)
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    _note_offset(last, result, len(taken))
+        if again:  # one record at a time: which of the refused batch's records is it?
+            futures = []
+            for topic, partition, out in again:
+                batch = producer.create_batch()
+                batch.append(key=out[1], value=out[2], timestamp=None)
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            for result, (_, _, out) in zip(results, again, strict=True):
+                if isinstance(result, REFUSALS):
+                    refused.append((out, f"refused by the broker: {type(result).__name__}: "
+                                         f"{result}"))
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    _note_offset(last, result, 1)
+        if refused:
+            raise Refused(refused, last)
         return last
 
     def lock(self, partition: int) -> asyncio.Lock:
@@ -188,17 +281,42 @@ class Handlers:
         return lock
 
     async def commit(self, outs: list[Out], writes: Writes) -> None:
-        """Send a unit's records with its rows' changelog, then write the rows locally."""
+        """Send a unit's records with its rows' changelog, then write the rows locally.
+
+        All or nothing for the rows: when the broker refuses some of the records
+        (`Refused`), no row is written, and the changelog records that did go out are
+        followed by the rows' current values, so the changelog says what the local store
+        says. The caller dead-letters what the refused records came from."""
+        changelog: list[Out] = []
         if writes:
             # Faust's own buffered changelog records go to the broker first, so each
             # table's changelog keeps the order in which its rows changed.
             await self.app.producer.buffer.flush()
-            outs = [*outs, *writes.changelog()]
-        offsets = await self.send(outs)
+            changelog = writes.changelog()
+        try:
+            offsets = await self.send([*outs, *changelog])
+        except Refused as exc:
+            if changelog:
+                await self._restore_changelog(changelog, exc, writes.partition)
+            raise
         writes.apply(offsets)
 
+    async def _restore_changelog(self, changelog: list[Out], exc: Refused,
+                                 partition: int) -> None:
+        """After a refused commit: the rows' current values after those of their changelog
+        records that went out."""
+        refused = {id(out) for out, _ in exc.refused}
+        tables = {t.changelog_topic.get_topic_name(): t
+                  for t in (self.accounts, self.due_index, self.work_index)}
+        await self.send([(out[0], out[1], db_of(tables[out[0]], partition).get(out[1]), out[3])
+                         for out in changelog if id(out) not in refused])
+
     async def dead_letter(self, message: Any, code: str, detail: str) -> None:
-        await self.send([self.dead_letter_out(message, code, detail)])
+        out = self.dead_letter_out(message, code, detail)
+        try:
+            await self.send([out])
+        except Refused as exc:
+            await self.send([self.cut_dead_letter(out, exc.refused[0][1])])
 
     def dead_letter_out(self, message: Any, code: str, detail: str) -> Out:
         self.metrics.dead_letters.labels(code).inc()
@@ -214,19 +332,47 @@ class Handlers:
             record["event_id"] = replay_of
         return self.out(cat.DEAD_LETTERS, "DeadLetter", record, self.logical(message.topic))
 
+    def cut_dead_letter(self, out: Out, why: str) -> Out:
+        """A dead letter too large to be sent (`why`), with the first
+        `limits.DEAD_LETTER_KEEP` bytes of the input's key and value; its detail gives the
+        size and SHA-256 of the whole value."""
+        topic, key, value, partition = out
+        assert value is not None
+        _, record = self.codec.decode(value)
+        keep = limits.DEAD_LETTER_KEEP
+        original = record["value"]
+        record["value"] = original[:keep]
+        if record["key"] is not None:
+            record["key"] = record["key"][:keep]
+        record["detail"] = (
+            f"value cut to its first {keep} of {len(original)} bytes (sha256 "
+            f"{hashlib.sha256(original).hexdigest()}): the whole dead letter was not sent "
+            f"({why}); {record['detail']}")[:2000]
+        return (topic, key, self.codec.encode("DeadLetter", record), partition)
+
+    def reason(self, message: Any, exc: Exception) -> tuple[str, str]:
+        """The one error policy's reason for an input that failed with `exc`."""
+        if isinstance(exc, Unusable | Rejected):
+            return exc.code, exc.detail
+        if isinstance(exc, Refused):
+            return "refused_by_broker", f"a record it made was not sent: {exc}"
+        # a bug, not bad input: keep the evidence, go on
+        log.exception("event failed", topic=message.topic, partition=message.partition,
+                      offset=message.offset)
+        return "processing_error", f"{type(exc).__name__}: {exc}"
+
     async def guarded(self, event: faust.EventT, work: Callable[[Any], Any]) -> None:
-        """The one error policy: nothing escapes an agent loop."""
+        """The one error policy: nothing escapes an agent loop. Every record is counted
+        once, by topic, as applied or dead-lettered."""
         message = event.message
+        topic = self.logical(message.topic)
         try:
             await work(message)
-        except Unusable as exc:
-            await self.dead_letter(message, exc.code, exc.detail)
-        except Rejected as exc:
-            await self.dead_letter(message, exc.code, exc.detail)
-        except Exception as exc:  # a bug, not bad input: keep the evidence, go on
-            log.exception("event failed", topic=message.topic, partition=message.partition,
-                          offset=message.offset)
-            await self.dead_letter(message, "processing_error", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            await self.dead_letter(message, *self.reason(message, exc))
+            self.metrics.records.labels(topic, "dead_lettered").inc()
+            return
+        self.metrics.records.labels(topic, "applied").inc()
 
     def decode(self, message: Any, allowed: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
         """The door of every input and control record: its size, its framing and body, its
@@ -333,30 +479,57 @@ class Handlers:
                 self.applied[(message.topic, message.partition)] = message.offset + 1
 
     async def _apply_inputs(self, partition: int, messages: list[Any]) -> None:
-        w = Writes(partition)
+        """One unit of work: a batch of one account partition's input events. Each event is
+        folded into its account in memory, each changed account is stored on its own, and
+        the rows go out with the batch's dead letters in one commit.
+
+        The error policy covers the whole unit, and each failure costs only what it is
+        about: an event that cannot be used is dead-lettered; an account whose new row
+        cannot be stored (packing overflows, the row outgrows `limits.MAX_ROW_BYTES`,
+        anything else that fails in storing it) has its events of the batch folded again
+        one at a time, and those that break it are dead-lettered; a row the broker
+        refuses dead-letters its account's events of the batch. The rest is applied."""
+        w = UnitWrites(partition)
         outs: list[Out] = []
         rows: dict[str, StoredAccount] = {}
-        changed: set[str] = set()
+        folded: dict[str, list[Any]] = {}  # account -> its events applied in this unit
+        changed: dict[str, None] = {}
+        dead: set[int] = set()  # ids of the messages dead-lettered
         for message in messages:
             try:
-                account_id = self._apply_input(message, rows, w)
-                if account_id is not None:
-                    changed.add(account_id)
-            except (Unusable, Rejected) as exc:
-                outs.append(self.dead_letter_out(message, exc.code, exc.detail))
-            except Exception as exc:  # a bug, not bad input: keep the evidence, go on
-                log.exception("event failed", topic=message.topic, partition=partition,
-                              offset=message.offset)
-                outs.append(self.dead_letter_out(message, "processing_error",
-                                                 f"{type(exc).__name__}: {exc}"))
+                account_id, change = self._apply_input(message, rows, w)
+            except Exception as exc:
+                outs.append(self.dead_letter_out(message, *self.reason(message, exc)))
+                dead.add(id(message))
+                continue
+            folded.setdefault(account_id, []).append(message)
+            if change:
+                changed[account_id] = None
+        parts: dict[str, UnitWrites] = {}
         for account_id in changed:
-            stored = rows[account_id]
-            self.store(stored, self.next_day(stored.account, 0), w)
-        await self.commit(outs, w)
+            part: UnitWrites = StagedWrites(w)
+            try:
+                self._store_input(rows[account_id], part)
+            except Exception as exc:
+                part = self._salvage(account_id, folded[account_id], w, exc, outs, dead)
+            w.merge(part)
+            parts[account_id] = part
+        try:
+            await self.commit(outs, w)
+        except Refused as exc:
+            await self._commit_refused(exc, outs, w, parts, folded, dead)
+        for message in messages:
+            topic = self.logical(message.topic)
+            if id(message) in dead:
+                self.metrics.records.labels(topic, "dead_lettered").inc()
+            else:
+                self.metrics.records.labels(topic, "applied").inc()
+                self.metrics.applied.labels(topic).inc()
 
     def _apply_input(self, message: Any, rows: dict[str, StoredAccount],
-                     w: Writes) -> str | None:
-        """Fold one input event into its account (in `rows`); the account id if it changed."""
+                     w: Writes) -> tuple[str, bool]:
+        """Fold one input event into its account (in `rows`): the account id, and whether
+        the account changed (an event applied before, with the same body, changes nothing)."""
         topic = self.logical(message.topic)
         rtype, record = self.decode(message, cat.BY_NAME[topic].records)
         account_id = record["account_id"]
@@ -366,12 +539,84 @@ class Handlers:
             rtype, record, lambda ids: items_currency(stored.account, ids))
         digest = hashlib.blake2b(repr(domain_event).encode(), digest_size=8).digest()
         updated = evolve(stored.account, domain_event, digest)
-        self.metrics.applied.labels(topic).inc()
         rows[account_id] = stored
         if updated is stored.account:
-            return None
+            return account_id, False
         stored.account = updated
-        return account_id
+        return account_id, True
+
+    def _store_input(self, stored: StoredAccount, w: Writes) -> None:
+        """Store an account changed by input events, as long as its row stays within
+        `limits.MAX_ROW_BYTES`."""
+        self.store(stored, self.next_day(stored.account, 0), w)
+        row = w.get(self.accounts, account_key(stored.account.account_id))
+        if row is not None and len(row) > limits.MAX_ROW_BYTES:
+            raise Unusable("account_too_large",
+                           f"the account's row would be {len(row)} bytes, at most "
+                           f"{limits.MAX_ROW_BYTES}")
+
+    def _salvage(self, account_id: str, messages: list[Any], w: Writes, exc: Exception,
+                 outs: list[Out], dead: set[int]) -> UnitWrites:
+        """An account whose new row could not be stored (`exc`): its events of the unit are
+        folded again from the stored row, one at a time, each stored on trial; one whose
+        change cannot be stored is dead-lettered and the account stays as it was before
+        it. Returns the rows of the events that stand."""
+        log.warning("account change not storable: its events are tried one by one",
+                    account_id=account_id[:200], events=len(messages),
+                    error=f"{type(exc).__name__}: {exc}"[:300])
+        accepted = StagedWrites(w)
+        stored = self.load(account_id, w)  # as the unit found it (w has none of its rows)
+        rows = {account_id: stored}
+        for message in messages:
+            before = copy.copy(stored)
+            trial = StagedWrites(accepted)
+            try:
+                _, change = self._apply_input(message, rows, trial)
+                if change:
+                    self._store_input(stored, trial)
+            except Exception as failure:
+                if isinstance(failure, Unusable | Rejected):
+                    code, detail = failure.code, failure.detail
+                else:
+                    code, detail = "unstorable", f"{type(failure).__name__}: {failure}"
+                outs.append(self.dead_letter_out(message, code, detail))
+                dead.add(id(message))
+                stored = rows[account_id] = before
+                continue
+            accepted.merge(trial)
+        return accepted
+
+    async def _commit_refused(self, exc: Refused, outs: list[Out], w: UnitWrites,
+                              parts: dict[str, UnitWrites], folded: dict[str, list[Any]],
+                              dead: set[int]) -> None:
+        """The broker refused some of a unit's records (`exc`; nothing was written, and the
+        dead letters that went out stay out): a refused dead letter goes again cut down
+        (`cut_dead_letter`), a refused row dead-letters its account's events of the unit
+        (`refused_by_broker`), and the other accounts' rows are committed again."""
+        letters = self.settings.topic(cat.DEAD_LETTERS)
+        owners = {row: account_id for account_id, part in parts.items()
+                  for row in part.changed_rows()}
+        again: list[Out] = []
+        offending: dict[str, str] = {}
+        for out, why in exc.refused:
+            if out[0] == letters:
+                again.append(self.cut_dead_letter(out, why))
+                continue
+            account_id = owners.get((out[0], out[1] or b""))
+            if account_id is None:
+                raise RuntimeError(f"a record of no account of the unit was refused: {why}")
+            offending.setdefault(account_id, why)
+        for account_id, why in offending.items():
+            log.warning("account row refused by the broker: its events are dead-lettered",
+                        account_id=account_id[:200], reason=why[:300])
+            for message in folded[account_id]:
+                if id(message) not in dead:
+                    again.append(self.dead_letter_out(
+                        message, "refused_by_broker", f"the account's new row was not sent: "
+                        f"{why}"))
+                    dead.add(id(message))
+            w.drop(parts[account_id])
+        await self.commit(again, w)
 
     # ------------------------------------------------------------------ control
     async def on_control(self, event: faust.EventT) -> None:

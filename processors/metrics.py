@@ -18,6 +18,9 @@ class Metrics:
                                ["topic"], registry=r)
         self.dead_letters = Counter("dunning_dead_letters", "Inputs sent to the dead-letter "
                                     "topic", ["reason"], registry=r)
+        self.records = Counter("dunning_records", "Records read, once each, by topic and "
+                               "outcome: applied (used, or a redelivery that changes nothing) "
+                               "or dead_lettered", ["topic", "outcome"], registry=r)
         self.proposals = Counter("dunning_proposals", "Proposals made by proposal runs",
                                  registry=r)
         self.accounts_evaluated = Counter("dunning_accounts_evaluated", "Accounts looked at "
