@@ -12,10 +12,16 @@ store, send. Three agents:
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import faust
 import structlog
+from mode import CrashingSupervisor
 
 from dunning.codec import Codec
 from dunning.settings import EMBEDDED, Settings
@@ -61,9 +67,45 @@ def app_settings(settings: Settings, *, store: str = "rocksdb://",
         stream_buffer_maxsize=8192,
         consumer_max_fetch_size=4 * 1024 * 1024,
         logging_config=None,
+        # An agent that crashes anyway (outside `crash_stops_worker`) crashes the worker
+        # instead of restarting in place.
+        agent_supervisor=CrashingSupervisor,
         loghandlers=[],
         **cast(dict[str, Any], settings.faust_options()),
     )
+
+
+@contextlib.asynccontextmanager
+async def crash_stops_worker(name: str) -> AsyncIterator[None]:
+    """Around an agent's or a task's loop: an exception that escapes it (a bug: the
+    handlers dead-letter what they cannot use) ends the worker process at once, exit
+    status 1, with one log line saying why, so that its supervisor (systemd, Kubernetes)
+    starts it again, and the failed batch, whose offsets were never committed, is read
+    again. Faust's own default restarts the agent in the same process and goes on after
+    the batch (`take_events` acknowledges a batch even when its consumer raised), and a
+    task would just end: a live worker with a dead part. Not a graceful stop either:
+    that commits the acknowledged offsets, that batch's among them, and Faust's crash path
+    can hang waiting for its consumer thread. Ending the process is what a kill does,
+    which the state is made to survive (the rows of a unit are written only after the
+    broker has their changelog)."""
+    try:
+        yield
+    except Exception as exc:
+        log.critical("agent crashed: the worker stops with exit status 1 so that its "
+                     "supervisor starts it again", agent=name,
+                     error=f"{type(exc).__name__}: {exc}"[:500], exc_info=exc)
+        exit_now(1)
+
+
+def exit_now(status: int) -> None:
+    """End the process now (no clean-up, no offset commit), its logs written out first."""
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -100,23 +142,27 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.task
     async def follow_procedures() -> None:
-        await procedures.follow()
+        async with crash_stops_worker("follow_procedures"):
+            await procedures.follow()
 
     @app.agent(topic(*cat.ACCOUNT_INPUTS), concurrency=1)
     async def ingest(stream: faust.StreamT) -> None:
-        batches = stream.take_events(INGEST_BATCH, within=INGEST_WITHIN)  # type: ignore[attr-defined]
-        async for events in batches:
-            await handlers.on_inputs(list(events))
+        async with crash_stops_worker("ingest"):
+            batches = stream.take_events(INGEST_BATCH, within=INGEST_WITHIN)  # type: ignore[attr-defined]
+            async for events in batches:
+                await handlers.on_inputs(list(events))
 
     @app.agent(topic(cat.PAYMENT_RUNS, cat.DECISIONS, cat.RUN_PROGRESS), concurrency=1)
     async def control(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await handlers.on_control(event)
+        async with crash_stops_worker("control"):
+            async for event in stream.events():
+                await handlers.on_control(event)
 
     @app.agent(topic(cat.PARTITION_WORK), concurrency=1)
     async def partition_work(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await handlers.on_partition_work(event)
+        async with crash_stops_worker("partition_work"):
+            async for event in stream.events():
+                await handlers.on_partition_work(event)
 
     from processors import web
 
