@@ -64,6 +64,7 @@ __all__ = [
     "execute_approved",
     "executed_run",
     "find_notice",
+    "not_executed",
     "notices_of_run",
     "record_proposals",
     "refusal",
@@ -337,16 +338,23 @@ def execute_approved(
     why = refusal(account, proposal)
     if why is None:
         return execute(account, proposal_id)
+    return not_executed(account, proposal, *why)
+
+
+def not_executed(
+    account: Account, proposal: Proposal, reason: str, detail: str
+) -> tuple[Account, ProposalNotExecuted]:
+    """``proposal`` decided without a notice, for ``reason``: no longer pending."""
     outcome = ProposalNotExecuted(
-        event_id=ids.history_event_id("ProposalNotExecuted", proposal_id),
+        event_id=ids.history_event_id("ProposalNotExecuted", proposal.proposal_id),
         account_id=account.account_id,
-        proposal_id=proposal_id,
+        proposal_id=proposal.proposal_id,
         run_id=proposal.run_id,
-        reason=why[0],
-        detail=why[1],
+        reason=reason,
+        detail=detail,
         as_of_date=proposal.as_of_date,
     )
-    pending = tuple(p for p in account.pending if p.proposal_id != proposal_id)
+    pending = tuple(p for p in account.pending if p.proposal_id != proposal.proposal_id)
     return replace(account, pending=pending), outcome
 
 

@@ -219,7 +219,8 @@ def run_completed(run_id: str, payment_run_id: str, as_of: int,
             "payment_run_id": payment_run_id, "as_of_date": from_day(as_of),
             "accounts_evaluated": totals["evaluated"], "proposals": totals["proposals"],
             "accounts_unknown_procedure": totals["unknown"],
-            "groups_pending_proposal": totals.get("pending", 0), "completed_at": _now()}
+            "groups_pending_proposal": totals.get("pending", 0),
+            "accounts_failed": totals.get("failed", 0), "completed_at": _now()}
 
 
 def activity_done(run_id: str, totals: dict[str, int]) -> dict[str, Any]:

@@ -757,7 +757,7 @@ class Handlers:
                     run["status"] = "executed" if run["executed"] else "proposed"
                 totals = {k: sum(s.get(k, 0) for s in run["slices"].values())
                           for k in ("evaluated", "proposals", "unknown", "notices", "commands",
-                                    "pending")}
+                                    "pending", "failed")}
                 out.append(self.out(cat.RUNS, "ProposalRunCompleted", convert.run_completed(
                     run["run_id"], run["payment_run_id"], run["as_of"], totals), run["run_id"]))
                 if totals["notices"]:
@@ -843,41 +843,106 @@ class Handlers:
         self.metrics.proposals.inc(counts["proposals"])
         await self.send([self.internal(cat.RUN_PROGRESS, counts, run_id)])
 
+    async def commit_each(
+        self, partition: int, account_ids: list[str],
+        work: Callable[[str, list[Out], Writes], dict[str, int]], counts: dict[str, int],
+    ) -> dict[str, str]:
+        """One unit of run work over several accounts: `work(account_id, outs, w)` stages
+        each account's records and rows and returns its counts. An account whose work
+        raises, or whose records or rows the broker refuses, is left out and the unit is
+        done again without it (a refused commit writes no row), so one account never
+        stops a run. Adds the committed accounts' counts to `counts`; returns the accounts
+        left out, with why (each is logged)."""
+        left_out: dict[str, str] = {}
+        while True:
+            w = UnitWrites(partition)
+            outs: list[Out] = []
+            owner: dict[int, str] = {}
+            owner_of_row: dict[bytes, str] = {}
+            done: list[dict[str, int]] = []
+            for account_id in account_ids:
+                if account_id in left_out:
+                    continue
+                part = StagedWrites(w)
+                mine: list[Out] = []
+                try:
+                    done.append(work(account_id, mine, part))
+                except Exception as exc:
+                    left_out[account_id] = f"{type(exc).__name__}: {exc}"[:500]
+                    log.exception("run work failed for an account; the run goes on",
+                                  account_id=account_id[:200], partition=partition)
+                    continue
+                w.merge(part)
+                for out in mine:
+                    owner[id(out)] = account_id
+                for _, key in part.changed_rows():
+                    owner_of_row.setdefault(key, account_id)
+                outs.extend(mine)
+            try:
+                await self.commit(outs, w)
+            except Refused as exc:
+                refused = [owner.get(id(out)) or owner_of_row.get(out[1] or b"")
+                           for out, _ in exc.refused]
+                accounts = {a for a in refused if a is not None}
+                if not accounts or len(accounts) < len(set(refused)):
+                    raise  # not one account's: the unit's own (dead-lettered by `guarded`)
+                for account_id in accounts:
+                    left_out[account_id] = f"refused by the broker: {exc}"[:500]
+                    log.error("run records refused by the broker; the run goes on",
+                              account_id=account_id[:200], partition=partition)
+                continue
+            for c in done:
+                for k, v in c.items():
+                    counts[k] = counts.get(k, 0) + v
+            self.metrics.run_accounts_failed.inc(len(left_out))
+            return left_out
+
     async def _evaluate(self, partition: int, keys: list[tuple[bytes, int]], run_id: str,
                         as_of: int, procs: Any, counts: dict[str, Any]) -> None:
         """One batch of a run slice: propose, record, publish, move the due index."""
-        w = Writes(partition)
-        outs: list[Out] = []
-        for stored, key_day in self._load_candidates(keys, w):
-            account = stored.account
-            counts["evaluated"] += 1
-            evaluation = propose(account, procs, as_of, run_id)
-            if evaluation.unknown_procedure:
-                counts["unknown"] += 1
-            if not evaluation.proposals:
-                # Nothing to do: only the account's place in the due index moves; the row
-                # itself is not rewritten.
-                self.reindex(account.account_id, key_day, self.next_day(account, as_of + 1), w)
-                continue
-            account = notices.record_proposals(account, evaluation.proposals)
-            for proposal in evaluation.proposals:
-                counts["proposals"] += 1
-                outs.append((self.settings.topic(cat.PROPOSALS), account.account_id.encode(),
-                             self.codec.encode_raw("DunningProposed",
-                                                   convert.proposal_record(proposal, raw=True)),
-                             None))
-                w.set(self.work_index, proposal_key(proposal.proposal_id),
-                      account.account_id.encode())
-            w.set(self.work_index, run_key(run_id, account.account_id), b"")
-            stored.account = account
-            for proposal in evaluation.proposals:
-                if self.settings.auto_approve or procs[proposal.procedure_id].auto_approve:
-                    counts["commands"] += self._execute(stored, proposal.proposal_id, outs, w)[0]
-                    counts["notices"] += 1
-            if key_day not in (NO_DAY, stored.index_day):
-                self.reindex(account.account_id, key_day, None, w)
-            self.store(stored, self.next_day(stored.account, as_of + 1), w)
-        await self.commit(outs, w)
+        days = {key.decode(): day for key, day in keys}
+
+        def work(account_id: str, outs: list[Out], w: Writes) -> dict[str, int]:
+            raw = w.get(self.accounts, account_key(account_id))
+            if raw is None:
+                return {}
+            return self._evaluate_account(StoredAccount.loads(raw), days[account_id], run_id,
+                                          as_of, procs, outs, w)
+
+        failed = await self.commit_each(partition, list(days), work, counts)
+        counts["failed"] = counts.get("failed", 0) + len(failed)
+
+    def _evaluate_account(self, stored: StoredAccount, key_day: int, run_id: str, as_of: int,
+                          procs: Any, outs: list[Out], w: Writes) -> dict[str, int]:
+        account = stored.account
+        c = {"evaluated": 1, "proposals": 0, "unknown": 0, "notices": 0, "commands": 0}
+        evaluation = propose(account, procs, as_of, run_id)
+        if evaluation.unknown_procedure:
+            c["unknown"] = 1
+        if not evaluation.proposals:
+            # Nothing to do: only the account's place in the due index moves; the row
+            # itself is not rewritten.
+            self.reindex(account.account_id, key_day, self.next_day(account, as_of + 1), w)
+            return c
+        account = notices.record_proposals(account, evaluation.proposals)
+        for proposal in evaluation.proposals:
+            c["proposals"] += 1
+            outs.append((self.settings.topic(cat.PROPOSALS), account.account_id.encode(),
+                         self.codec.encode_raw("DunningProposed",
+                                               convert.proposal_record(proposal, raw=True)),
+                         None))
+            w.set(self.work_index, proposal_key(proposal.proposal_id),
+                  account.account_id.encode())
+        w.set(self.work_index, run_key(run_id, account.account_id), b"")
+        stored.account = account
+        for proposal in evaluation.proposals:
+            if self.settings.auto_approve or procs[proposal.procedure_id].auto_approve:
+                c["commands"] += self._execute(stored, proposal.proposal_id, outs, w)[0]
+                c["notices"] += 1
+        if key_day not in (NO_DAY, stored.index_day):
+            self.reindex(account.account_id, key_day, None, w)
+        self.store(stored, self.next_day(stored.account, as_of + 1), w)
+        return c
 
     def _candidates(self, partition: int, as_of: int,
                     full: bool) -> Iterable[list[tuple[bytes, int]]]:
@@ -1046,24 +1111,48 @@ class Handlers:
     async def _work_approve_run(self, partition: int, msg: dict[str, Any]) -> None:
         run_id = msg["run_id"]
         totals = {"notices": 0, "commands": 0, "not_executed": 0}
+
+        def work(account_id: str, outs: list[Out], w: Writes) -> dict[str, int]:
+            stored = self.load(account_id, w)
+            c = {"notices": 0, "commands": 0, "not_executed": 0}
+            for proposal_id in pending_of_run(stored.account, run_id):
+                executed, not_executed, commands = self._approve(stored, proposal_id, outs, w)
+                c["notices"] += executed
+                c["not_executed"] += not_executed
+                c["commands"] += commands
+            self.store(stored, self.next_day(stored.account, 0), w)
+            return c
+
         for ids in self._run_batches(partition, run_id):
             async with self.lock(partition):
-                w = Writes(partition)
-                outs: list[Out] = []
-                for account_id in ids:
-                    stored = self.load(account_id, w)
-                    for proposal_id in pending_of_run(stored.account, run_id):
-                        executed, not_executed, commands = self._approve(
-                            stored, proposal_id, outs, w)
-                        totals["notices"] += executed
-                        totals["not_executed"] += not_executed
-                        totals["commands"] += commands
-                    self.store(stored, self.next_day(stored.account, 0), w)
-                await self.commit(outs, w)
+                failed = await self.commit_each(partition, ids, work, totals)
+                if failed:
+                    await self._not_executed_after_error(partition, run_id, failed, totals)
             await asyncio.sleep(0)
         await self.send([self.internal(cat.RUN_PROGRESS, {
             "kind": "approve_done", "run_id": run_id, "partition": partition, **totals},
             run_id)])
+
+    async def _not_executed_after_error(self, partition: int, run_id: str,
+                                        failed: dict[str, str], totals: dict[str, int]) -> None:
+        """The run's proposals on accounts whose execution failed are decided without a
+        notice (`processing_error`), so each still gets one outcome; an account where even
+        that fails keeps them pending, logged."""
+        def work(account_id: str, outs: list[Out], w: Writes) -> dict[str, int]:
+            stored = self.load(account_id, w)
+            n = 0
+            for proposal in [p for p in stored.account.pending if p.run_id == run_id]:
+                account, outcome = notices.not_executed(
+                    stored.account, proposal, "processing_error", failed[account_id])
+                stored.account = account
+                rtype, payload = convert.not_executed_history(account, outcome)
+                outs.append(self.history(stored, rtype, payload))
+                self.metrics.not_executed.labels("processing_error").inc()
+                n += 1
+            self.store(stored, self.next_day(stored.account, 0), w)
+            return {"not_executed": n}
+
+        await self.commit_each(partition, list(failed), work, totals)
 
     async def _work_delete_run(self, partition: int, msg: dict[str, Any]) -> None:
         for ids in self._run_batches(partition, msg["run_id"]):

@@ -44,6 +44,9 @@ class Metrics:
                                          "request could not reverse", ["reason"], registry=r)
         self.decisions_refused = Counter("dunning_run_decisions_refused", "Run decisions "
                                          "refused (RunDecisionRefused)", ["reason"], registry=r)
+        self.run_accounts_failed = Counter("dunning_run_accounts_failed", "Accounts a run "
+                                           "slice or activity run left out after an error "
+                                           "(logged)", registry=r)
         self.decisions_ignored = Counter("dunning_decisions_ignored", "Decisions about "
                                          "proposals that were decided before", registry=r)
 

@@ -275,6 +275,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "accounts_unknown_procedure": 3,
         "completed_at": datetime(2025, 3, 31, 22, 15, 14, tzinfo=UTC),
         "groups_pending_proposal": 12,
+        "accounts_failed": 0,
     },
     "ActivityRunCompleted": {
         "event_id": "arc-0001",
