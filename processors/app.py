@@ -35,6 +35,10 @@ log = structlog.get_logger("dunning.worker")
 #: Input events folded into account state per unit of work, and how long to wait for them.
 INGEST_BATCH = 1000
 INGEST_WITHIN = 0.05
+#: Control records (payment runs, decisions, run progress) handled per batch, and how long
+#: to wait for them: short, as every hop of a run passes here.
+CONTROL_BATCH = 500
+CONTROL_WITHIN = 0.005
 
 
 def app_settings(settings: Settings, *, store: str = "rocksdb://",
@@ -155,8 +159,12 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(topic(cat.PAYMENT_RUNS, cat.DECISIONS, cat.RUN_PROGRESS), concurrency=1)
     async def control(stream: faust.StreamT) -> None:
         async with crash_stops_worker("control"):
-            async for event in stream.events():
-                await handlers.on_control(event)
+            batches = stream.take_events(CONTROL_BATCH, within=CONTROL_WITHIN)  # type: ignore[attr-defined]
+            async for events in batches:
+                # Faust's table API (the runs table) needs the event being handled as its
+                # current event, which `take_events` does not set: a private method of
+                # Faust's stream, the one place it is used.
+                await handlers.on_control(list(events), enter=stream._set_current_event)  # type: ignore[attr-defined]  # noqa: SLF001
 
     @app.agent(topic(cat.PARTITION_WORK), concurrency=1)
     async def partition_work(stream: faust.StreamT) -> None:

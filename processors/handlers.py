@@ -311,12 +311,13 @@ class Handlers:
         await self.send([(out[0], out[1], db_of(tables[out[0]], partition).get(out[1]), out[3])
                          for out in changelog if id(out) not in refused])
 
-    async def dead_letter(self, message: Any, code: str, detail: str) -> None:
-        out = self.dead_letter_out(message, code, detail)
+    async def send_dead_letters(self, outs: list[Out]) -> None:
+        """Dead letters, together; one the broker refuses goes again cut
+        (`cut_dead_letter`)."""
         try:
-            await self.send([out])
+            await self.send(outs)
         except Refused as exc:
-            await self.send([self.cut_dead_letter(out, exc.refused[0][1])])
+            await self.send([self.cut_dead_letter(out, why) for out, why in exc.refused])
 
     def dead_letter_out(self, message: Any, code: str, detail: str) -> Out:
         self.metrics.dead_letters.labels(code).inc()
@@ -361,15 +362,21 @@ class Handlers:
                       offset=message.offset)
         return "processing_error", f"{type(exc).__name__}: {exc}"
 
-    async def guarded(self, event: faust.EventT, work: Callable[[Any], Any]) -> None:
+    async def guarded(self, event: faust.EventT, work: Callable[[Any], Any],
+                      dead: list[Out] | None = None) -> None:
         """The one error policy: nothing escapes an agent loop. Every record is counted
-        once, by topic, as applied or dead-lettered."""
+        once, by topic, as applied or dead-lettered. With `dead`, the dead letter is added
+        to it for the caller to send with its batch; else it is sent at once."""
         message = event.message
         topic = self.logical(message.topic)
         try:
             await work(message)
         except Exception as exc:
-            await self.dead_letter(message, *self.reason(message, exc))
+            out = self.dead_letter_out(message, *self.reason(message, exc))
+            if dead is None:
+                await self.send_dead_letters([out])
+            else:
+                dead.append(out)
             self.metrics.records.labels(topic, "dead_lettered").inc()
             return
         self.metrics.records.labels(topic, "applied").inc()
@@ -619,8 +626,19 @@ class Handlers:
         await self.commit(again, w)
 
     # ------------------------------------------------------------------ control
-    async def on_control(self, event: faust.EventT) -> None:
-        await self.guarded(event, self._control)
+    async def on_control(self, events: list[faust.EventT],
+                         enter: Callable[[Any], None]) -> None:
+        """A batch of control records (`stream.take_events`), each handled in order as the
+        stream's current event (`enter`); their dead letters go out together at the end,
+        before Faust acknowledges the batch (one send per bad record held a flood of them
+        to about a hundred a second)."""
+        dead: list[Out] = []
+        for event in events:
+            enter(event)
+            await self.guarded(event, self._control, dead)
+        enter(None)
+        if dead:
+            await self.send_dead_letters(dead)
 
     async def _control(self, message: Any) -> None:
         topic = self.logical(message.topic)
