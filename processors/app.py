@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import sys
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -39,6 +40,17 @@ INGEST_WITHIN = 0.05
 #: to wait for them: short, as every hop of a run passes here.
 CONTROL_BATCH = 500
 CONTROL_WITHIN = 0.005
+
+
+def as_current_event(event: faust.EventT | None) -> None:
+    """Make `event` the current event of this task, as Faust's table API (the runs table)
+    needs and `take_events` does not do for each event of a batch. Faust keeps it in a
+    private context variable of `faust.streams`; only the context variable is set, never
+    the stream's own `current_event`, which the take buffer's filling task reads."""
+    from faust import streams
+
+    streams._current_event.set(  # noqa: SLF001
+        None if event is None else weakref.ref(event))
 
 
 def app_settings(settings: Settings, *, store: str = "rocksdb://",
@@ -161,10 +173,7 @@ def create_app(settings: Settings) -> faust.App:
         async with crash_stops_worker("control"):
             batches = stream.take_events(CONTROL_BATCH, within=CONTROL_WITHIN)  # type: ignore[attr-defined]
             async for events in batches:
-                # Faust's table API (the runs table) needs the event being handled as its
-                # current event, which `take_events` does not set: a private method of
-                # Faust's stream, the one place it is used.
-                await handlers.on_control(list(events), enter=stream._set_current_event)  # type: ignore[attr-defined]  # noqa: SLF001
+                await handlers.on_control(list(events), enter=as_current_event)
 
     @app.agent(topic(cat.PARTITION_WORK), concurrency=1)
     async def partition_work(stream: faust.StreamT) -> None:

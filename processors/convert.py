@@ -223,10 +223,11 @@ def run_completed(run_id: str, payment_run_id: str, as_of: int,
             "accounts_failed": totals.get("failed", 0), "completed_at": _now()}
 
 
-def activity_done(run_id: str, totals: dict[str, int]) -> dict[str, Any]:
+def activity_done(run_id: str, totals: dict[str, int], auto: bool = False) -> dict[str, Any]:
+    """`ActivityRunCompleted`: one per run and way (auto-approved in the proposal run, or
+    approved as a whole), its id fixed by them, so a record sent again is a duplicate."""
     not_executed = totals.get("not_executed", 0)
-    return {"event_id": ids.history_event_id("activity-done", run_id, totals["notices"],
-                                             not_executed),
+    return {"event_id": ids.history_event_id("activity-done", run_id, "auto" if auto else ""),
             "run_id": run_id, "notices": totals["notices"], "commands": totals["commands"],
             "not_executed": not_executed, "completed_at": _now()}
 

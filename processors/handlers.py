@@ -736,7 +736,8 @@ class Handlers:
         run = self.run_by_id(record["run_id"])
         if run["status"] == "deleted":
             return  # deleted before: nothing more to do
-        if run["executed"] > 0 or run["status"] in ("approved", "executed"):
+        if (run["executed"] > 0 or run.get("not_executed", 0) > 0
+                or run["status"] in ("approved", "executed")):
             await self.refuse("RunDeleted", record, run["run_id"], "run_executed",
                               f"run {run['run_id']} has approved or executed proposals: "
                               "reverse its notices, or decide its other proposals one by one")
@@ -780,7 +781,7 @@ class Handlers:
                     run["run_id"], run["payment_run_id"], run["as_of"], totals), run["run_id"]))
                 if totals["notices"]:
                     out.append(self.out(cat.RUNS, "ActivityRunCompleted", convert.activity_done(
-                        run["run_id"], totals), run["run_id"]))
+                        run["run_id"], totals, auto=True), run["run_id"]))
                 seconds = time.time() - run["started_at"]
                 self.metrics.run_seconds.observe(seconds)
                 log.info("proposal run completed", run_id=run["run_id"], **totals,
@@ -794,8 +795,10 @@ class Handlers:
                 out.append(self.out(cat.RUNS, "ActivityRunCompleted", convert.activity_done(
                     run["run_id"], totals), run["run_id"]))
                 log.info("activity run completed", run_id=run["run_id"], **totals)
-        self.put_run(run)
+        # the records first, then the run's row: a progress message handled again after a
+        # crash in between sends the same records (same ids) again, never none
         await self.send(out)
+        self.put_run(run)
 
     # ------------------------------------------------------------------ partition work
     async def on_partition_work(self, event: faust.EventT) -> None:
@@ -842,14 +845,18 @@ class Handlers:
             self.work_index.get(version_key) != self.procedures.version.encode())
         # Groups with an undecided proposal of an earlier run are left out of this one
         # (RULES.md "Undecided proposals"; the due index skips them until decided).
-        pending = self.pending_count(Writes(partition))
-        counts = {"kind": "slice_done", "run_id": run_id, "partition": partition,
-                  "evaluated": 0, "proposals": 0, "unknown": 0, "notices": 0, "commands": 0,
-                  "pending": pending}
+        # The slice's counts so far, kept with each unit's rows (`commit_each`), so a slice
+        # done again after a crash counts what the first attempt committed too.
+        progress = b"k|" + run_id.encode()
+        kept = self.work_index.get(progress)
+        counts: dict[str, Any] = orjson.loads(kept) if kept is not None else {
+            "evaluated": 0, "proposals": 0, "unknown": 0, "notices": 0, "commands": 0,
+            "failed": 0, "pending": self.pending_count(Writes(partition))}
         for keys in self._candidates(partition, as_of, full):
             async with self.lock(partition):
-                await self._evaluate(partition, keys, run_id, as_of, procs, counts)
+                await self._evaluate(partition, keys, run_id, as_of, procs, counts, progress)
             await asyncio.sleep(0)
+        counts.update(kind="slice_done", run_id=run_id, partition=partition)
         self.work_index[version_key] = self.procedures.version.encode()
         self.work_index[done_key] = orjson.dumps(counts)
         seconds = time.monotonic() - started
@@ -863,14 +870,17 @@ class Handlers:
 
     async def commit_each(
         self, partition: int, account_ids: list[str],
-        work: Callable[[str, list[Out], Writes], dict[str, int]], counts: dict[str, int],
+        work: Callable[[str, list[Out], Writes], dict[str, int]], counts: dict[str, Any],
+        progress: bytes,
     ) -> dict[str, str]:
         """One unit of run work over several accounts: `work(account_id, outs, w)` stages
         each account's records and rows and returns its counts. An account whose work
-        raises, or whose records or rows the broker refuses, is left out and the unit is
-        done again without it (a refused commit writes no row), so one account never
-        stops a run. Adds the committed accounts' counts to `counts`; returns the accounts
-        left out, with why (each is logged)."""
+        raises, or whose records or rows the broker refuses, is left out (counted as
+        `failed`) and the unit is done again without it (a refused commit writes no row),
+        so one account never stops a run. `counts` plus the committed accounts' counts are
+        written to the work index at `progress` in the same unit, then into `counts`: a
+        unit done again after a crash is never counted twice. Returns the accounts left
+        out, with why (each is logged)."""
         left_out: dict[str, str] = {}
         while True:
             w = UnitWrites(partition)
@@ -896,6 +906,12 @@ class Handlers:
                 for _, key in part.changed_rows():
                     owner_of_row.setdefault(key, account_id)
                 outs.extend(mine)
+            total = dict(counts)
+            for c in done:
+                for k, v in c.items():
+                    total[k] = total.get(k, 0) + v
+            total["failed"] = total.get("failed", 0) + len(left_out)
+            w.set(self.work_index, progress, orjson.dumps(total))
             try:
                 await self.commit(outs, w)
             except Refused as exc:
@@ -909,14 +925,13 @@ class Handlers:
                     log.error("run records refused by the broker; the run goes on",
                               account_id=account_id[:200], partition=partition)
                 continue
-            for c in done:
-                for k, v in c.items():
-                    counts[k] = counts.get(k, 0) + v
+            counts.update(total)
             self.metrics.run_accounts_failed.inc(len(left_out))
             return left_out
 
     async def _evaluate(self, partition: int, keys: list[tuple[bytes, int]], run_id: str,
-                        as_of: int, procs: Any, counts: dict[str, Any]) -> None:
+                        as_of: int, procs: Any, counts: dict[str, Any],
+                        progress: bytes) -> None:
         """One batch of a run slice: propose, record, publish, move the due index."""
         days = {key.decode(): day for key, day in keys}
 
@@ -927,8 +942,7 @@ class Handlers:
             return self._evaluate_account(StoredAccount.loads(raw), days[account_id], run_id,
                                           as_of, procs, outs, w)
 
-        failed = await self.commit_each(partition, list(days), work, counts)
-        counts["failed"] = counts.get("failed", 0) + len(failed)
+        await self.commit_each(partition, list(days), work, counts, progress)
 
     def _evaluate_account(self, stored: StoredAccount, key_day: int, run_id: str, as_of: int,
                           procs: Any, outs: list[Out], w: Writes) -> dict[str, int]:
@@ -1128,7 +1142,12 @@ class Handlers:
 
     async def _work_approve_run(self, partition: int, msg: dict[str, Any]) -> None:
         run_id = msg["run_id"]
-        totals = {"notices": 0, "commands": 0, "not_executed": 0}
+        # kept with each unit's rows: an approval done again after a crash (the partition
+        # finds only what is still pending) still reports every outcome once
+        progress = b"a|" + run_id.encode()
+        kept = self.work_index.get(progress)
+        totals: dict[str, Any] = orjson.loads(kept) if kept is not None else {
+            "notices": 0, "commands": 0, "not_executed": 0}
 
         def work(account_id: str, outs: list[Out], w: Writes) -> dict[str, int]:
             stored = self.load(account_id, w)
@@ -1143,16 +1162,18 @@ class Handlers:
 
         for ids in self._run_batches(partition, run_id):
             async with self.lock(partition):
-                failed = await self.commit_each(partition, ids, work, totals)
+                failed = await self.commit_each(partition, ids, work, totals, progress)
                 if failed:
-                    await self._not_executed_after_error(partition, run_id, failed, totals)
+                    await self._not_executed_after_error(partition, run_id, failed, totals,
+                                                         progress)
             await asyncio.sleep(0)
         await self.send([self.internal(cat.RUN_PROGRESS, {
             "kind": "approve_done", "run_id": run_id, "partition": partition, **totals},
             run_id)])
 
     async def _not_executed_after_error(self, partition: int, run_id: str,
-                                        failed: dict[str, str], totals: dict[str, int]) -> None:
+                                        failed: dict[str, str], totals: dict[str, Any],
+                                        progress: bytes) -> None:
         """The run's proposals on accounts whose execution failed are decided without a
         notice (`processing_error`), so each still gets one outcome; an account where even
         that fails keeps them pending, logged."""
@@ -1170,7 +1191,7 @@ class Handlers:
             self.store(stored, self.next_day(stored.account, 0), w)
             return {"not_executed": n}
 
-        await self.commit_each(partition, list(failed), work, totals)
+        await self.commit_each(partition, list(failed), work, totals, progress)
 
     async def _work_delete_run(self, partition: int, msg: dict[str, Any]) -> None:
         for ids in self._run_batches(partition, msg["run_id"]):

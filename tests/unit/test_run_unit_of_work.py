@@ -39,7 +39,8 @@ def ingested(h: Handlers) -> None:
 def evaluate(h: Handlers) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     keys = [(b"A", NO_DAY), (b"B", NO_DAY)]
-    asyncio.run(h._evaluate(PARTITION, keys, RUN, AS_OF, h.procedures.get(), counts))  # noqa: SLF001
+    asyncio.run(h._evaluate(PARTITION, keys, RUN, AS_OF, h.procedures.get(), counts,  # noqa: SLF001
+                            b"k|" + RUN.encode()))
     return counts
 
 
@@ -109,3 +110,19 @@ def test_an_account_whose_execution_fails_gets_processing_error_and_the_run_goes
     assert "OverflowError" in refused["detail"]
     assert account(h, "A").pending == ()
 
+
+
+def test_an_activity_run_done_again_reports_what_the_first_attempt_did(
+        h: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingested(h)
+    evaluate(h)
+    monkeypatch.setattr(h, "_run_batches", lambda partition, run_id: iter([["A", "B"]]))
+    # as after a crash between the units and the partition's report: the approval is
+    # delivered again and finds nothing pending any more
+    asyncio.run(h._work_approve_run(PARTITION, {"run_id": RUN}))  # noqa: SLF001
+    asyncio.run(h._work_approve_run(PARTITION, {"run_id": RUN}))  # noqa: SLF001
+    reports = [orjson.loads(v) for _, v in h.broker.log[  # type: ignore[attr-defined]
+        (h.settings.topic(RUN_PROGRESS), 0)]]
+    assert [(r["notices"], r["not_executed"]) for r in reports] == [(2, 0), (2, 0)]
+    issued = [r for t, r in records(h, "dunning.history") if t == "DunningNoticeIssued"]
+    assert sorted(r["account_id"] for r in issued) == ["A", "B"]
