@@ -657,10 +657,18 @@ class Handlers:
         self.runs[run["payment_run_id"].encode()] = orjson.dumps(run)
 
     def run_by_id(self, run_id: str) -> dict[str, Any]:
+        """The run's row; for an earlier attempt of a payment run (deleted, since it was
+        run again) a row saying so (`superseded`): its progress and decisions can still
+        arrive, for one when a restarted worker handles them again."""
         payment_run_id, _, attempt = run_id.rpartition("/")
         run = self.get_run(payment_run_id) if payment_run_id else None
+        if run is not None and run["run_id"] != run_id and attempt.isdigit() \
+                and 0 < int(attempt) < run["attempt"]:
+            return {"run_id": run_id, "payment_run_id": payment_run_id,
+                    "attempt": int(attempt), "status": "deleted", "superseded": True,
+                    "executed": 0}
         if run is None or run["run_id"] != run_id:
-            raise Unusable("unknown_run", f"no proposal run {run_id!r} (or not its latest attempt)")
+            raise Unusable("unknown_run", f"no proposal run {run_id!r}")
         return run
 
     async def _on_PaymentRunCompleted(self, record: dict[str, Any]) -> None:
@@ -750,6 +758,12 @@ class Handlers:
         run = self.get_run(record["payment_run_id"])
         if run is None:
             raise Unusable("unknown_run", f"no payment run {record['payment_run_id']!r}")
+        if run["trigger"] == record["event_id"]:
+            # this request started the current attempt (handled again after a restart):
+            # carry on with it, as a redelivered PaymentRunCompleted does
+            await self.start_run(run["payment_run_id"], run["as_of"], run["attempt"],
+                                 record["event_id"])
+            return
         if run["status"] != "deleted":
             await self.refuse("ProposalRunRequested", record, run["run_id"], "run_not_deleted",
                               f"run {run['run_id']} is {run['status']}: delete it first")
@@ -764,6 +778,8 @@ class Handlers:
 
     async def _progress(self, msg: dict[str, Any]) -> None:
         run = self.run_by_id(msg["run_id"])
+        if run.get("superseded"):
+            return  # a deleted attempt's slices, handled again: nothing depends on them
         n = self.settings.partitions
         out: list[Out] = []
         run["executed"] += msg.get("notices", 0)
