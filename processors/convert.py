@@ -88,7 +88,7 @@ def _now() -> datetime:
 
 
 # ---------------------------------------------------------------- inputs
-def input_event(rtype: str, r: dict[str, Any], _unused: Any = None) -> ev.InputEvent:
+def input_event(rtype: str, r: dict[str, Any]) -> ev.InputEvent:
     """An input record as a domain event (it needs nothing of the account's state, so an
     event means the same whatever arrived before it)."""
     if rtype == "AccountUpserted":

@@ -111,17 +111,6 @@ class StagedWrites(UnitWrites):
         return self.base.get(table, key)
 
 
-def items_currency(account: Account, item_ids: tuple[str, ...]) -> str | None:
-    """The currency of an instalment plan's amounts: its source items' (the first the
-    account knows), else the account's own currency; None when the account knows neither
-    (the plan is dead-lettered and can be replayed once the account exists)."""
-    wanted = set(item_ids)
-    known = next((it.currency for it in account.items if it.item_id in wanted), None)
-    if known is None and account.master is not None:
-        return account.master.currency
-    return known
-
-
 REPLAY_HEADER = "dunning-replay-of"
 
 
@@ -542,8 +531,7 @@ class Handlers:
         account_id = record["account_id"]
         check_key(message.key, account_id)
         stored = rows.get(account_id) or self.load(account_id, w)
-        domain_event = convert.input_event(
-            rtype, record, lambda ids: items_currency(stored.account, ids))
+        domain_event = convert.input_event(rtype, record)
         digest = hashlib.blake2b(repr(domain_event).encode(), digest_size=8).digest()
         updated = evolve(stored.account, domain_event, digest)
         rows[account_id] = stored

@@ -77,7 +77,7 @@ def door(topic: str, key: bytes | None, value: bytes | None) -> str | None:
         record = limits.check(rtype, raw)
         if topic in cat.ACCOUNT_INPUTS:
             check_key(key, record["account_id"])
-            convert.input_event(rtype, record, lambda ids: None)
+            convert.input_event(rtype, record)
     except Unusable as exc:
         return exc.code
     return None
@@ -85,7 +85,7 @@ def door(topic: str, key: bytes | None, value: bytes | None) -> str | None:
 
 def domain_event(value: bytes) -> Any:
     rtype, raw = CODEC.decode_raw(value)
-    return convert.input_event(rtype, limits.check(rtype, raw), lambda ids: None)
+    return convert.input_event(rtype, limits.check(rtype, raw))
 
 
 def digest(event: Any) -> bytes:

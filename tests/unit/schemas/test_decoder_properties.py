@@ -41,7 +41,7 @@ def through_the_door(data: bytes) -> Any:
     rtype, raw = CODEC.decode_raw(data)
     record = limits.check(rtype, raw)
     if rtype in INPUTS:
-        return convert.input_event(rtype, record, lambda ids: "EUR")
+        return convert.input_event(rtype, record)
     return record
 
 
