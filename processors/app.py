@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import faust
@@ -113,6 +113,23 @@ async def crash_stops_worker(name: str) -> AsyncIterator[None]:
         exit_now(1)
 
 
+@contextlib.contextmanager
+def unless_handled(events: list[faust.EventT]) -> Iterator[None]:
+    """Around the handling of a batch from `take_events`: Faust's `take_events`
+    acknowledges the batch in a `finally`, so a batch whose handling did not finish (a
+    SIGTERM cancels the agent in the middle of it) had its offsets committed by the
+    graceful stop and was never read again: input lost. A batch that does not finish
+    has its messages marked as acknowledged already, which Faust's consumer then skips
+    (`Consumer.ack` tests `message.acked`), so their offsets are not committed and the
+    next start reads them again (applying them is idempotent)."""
+    try:
+        yield
+    except BaseException:
+        for event in events:
+            event.message.acked = True
+        raise
+
+
 def exit_now(status: int) -> None:
     """End the process now (no clean-up, no offset commit), its logs written out first."""
     for handler in logging.getLogger().handlers:
@@ -165,15 +182,19 @@ def create_app(settings: Settings) -> faust.App:
     async def ingest(stream: faust.StreamT) -> None:
         async with crash_stops_worker("ingest"):
             batches = stream.take_events(INGEST_BATCH, within=INGEST_WITHIN)  # type: ignore[attr-defined]
-            async for events in batches:
-                await handlers.on_inputs(list(events))
+            async for batch in batches:
+                events = list(batch)
+                with unless_handled(events):
+                    await handlers.on_inputs(events)
 
     @app.agent(topic(cat.PAYMENT_RUNS, cat.DECISIONS, cat.RUN_PROGRESS), concurrency=1)
     async def control(stream: faust.StreamT) -> None:
         async with crash_stops_worker("control"):
             batches = stream.take_events(CONTROL_BATCH, within=CONTROL_WITHIN)  # type: ignore[attr-defined]
-            async for events in batches:
-                await handlers.on_control(list(events), enter=as_current_event)
+            async for batch in batches:
+                events = list(batch)
+                with unless_handled(events):
+                    await handlers.on_control(events, enter=as_current_event)
 
     @app.agent(topic(cat.PARTITION_WORK), concurrency=1)
     async def partition_work(stream: faust.StreamT) -> None:
