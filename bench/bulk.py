@@ -120,8 +120,8 @@ def _loader_handlers(settings: Any, procedures: list[dict[str, Any]]) -> Any:
     fold a partition's events into their accounts, store each changed account once with
     its due-index entry) writes through `processors.writes.Writes` into `_Table`s; the
     caller moves the rows to RocksDB."""
-    from dunning.codec import Codec
     from processors.handlers import Handlers
+    from schemas.codec import Codec
 
     class Loader(Handlers):
         def decode(self, message: Any, allowed: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
@@ -263,7 +263,7 @@ def cached_state(spec: Spec, procedures: list[dict[str, Any]] | None = None,
     as a worker's `DUNNING_STATE_DIR` after copying it (`install`)."""
     import json
 
-    from dunning.settings import Settings
+    from config.settings import Settings
 
     procedures = procedures or common.procedure_records()
     cache = common.RESULTS / "cache" / spec.key(procedures)

@@ -29,11 +29,11 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from config.settings import Settings
 from domain.procedures import parse_procedures
-from dunning.broker import EmbeddedBroker, free_port
-from dunning.codec import Codec
-from dunning.settings import Settings
 from processors.convert import procedure_record
+from schemas.codec import Codec
+from topics.broker import EmbeddedBroker, free_port
 from topics.catalogue import PROCEDURES as PROCEDURES_TOPIC
 from topics.catalogue import RUNS
 from topics.provision import apply_topics
@@ -48,7 +48,7 @@ Event = tuple[str, str, dict[str, Any]]
 
 def quiet() -> None:
     """Warnings and errors only from this process's loggers (structlog included)."""
-    from dunning.logs import configure
+    from config.logs import configure
 
     configure("console", "WARNING")
 

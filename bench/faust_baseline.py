@@ -17,8 +17,8 @@ import os
 import faust
 from faust.web import Request, Response, View
 
-from dunning.codec import Codec
-from dunning.settings import Settings
+from config.settings import Settings
+from schemas.codec import Codec
 from topics import catalogue as cat
 
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings, take: int = 0) -> faust.App:
 def main() -> None:
     from faust import Worker
 
-    from dunning.logs import configure
+    from config.logs import configure
 
     settings = Settings.from_env()
     configure(settings.log_format, "WARNING")

@@ -3,7 +3,7 @@ its baselines, in the same run, on the same data.
 
 On a fresh embedded broker and a fresh namespace: N accounts' events (`bench.gen`: invoices
 of 1–3 items, full, partial and unallocated payments, due-date changes, locks) are
-Avro-encoded with `dunning.codec.Codec` and published in batches per partition to the
+Avro-encoded with `schemas.codec.Codec` and published in batches per partition to the
 four account input topics. Then, one after the other, each reading every event from the
 start:
 
@@ -35,10 +35,10 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import common, gen
-from dunning.broker import free_port
-from dunning.codec import Codec
-from dunning.settings import Settings
+from config.settings import Settings
+from schemas.codec import Codec
 from topics import catalogue as cat
+from topics.broker import free_port
 
 TARGET = 1.0
 """Worker ingest rate / Faust decode-and-count rate (developers' guide)."""

@@ -37,10 +37,10 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import bulk, common, gen
-from dunning.broker import free_port
-from dunning.codec import Codec
+from config.settings import Settings
 from dunning.sample import eid
-from dunning.settings import Settings
+from schemas.codec import Codec
+from topics.broker import free_port
 
 TARGETS = {
     "daily_s (1 worker)": 1.5,

@@ -30,10 +30,10 @@ from typing import Any
 import aiohttp
 
 from bench import bulk, common, gen
-from dunning.broker import free_port
-from dunning.codec import Codec
-from dunning.kafka_io import read_all
-from dunning.settings import Settings
+from config.settings import Settings
+from schemas.codec import Codec
+from topics.broker import free_port
+from topics.clients import read_all
 
 
 async def _account(w: common.Proc, session: aiohttp.ClientSession, acc: str) -> Any:

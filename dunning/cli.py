@@ -11,7 +11,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dunning.settings import EMBEDDED, Settings, SettingsError
+from config.settings import Settings, SettingsError
+from topics.broker import ensure_broker
 
 
 def _settings() -> Settings:
@@ -22,7 +23,7 @@ def _settings() -> Settings:
 
 
 def _embedded(settings: Settings, port: int | None = None) -> Any:
-    from dunning.broker import EmbeddedBroker
+    from topics.broker import EmbeddedBroker
 
     return EmbeddedBroker(settings.state_dir, port or settings.embedded_port)
 
@@ -44,19 +45,6 @@ def cmd_broker(args: argparse.Namespace) -> int:
             print("not running")
             return 3
     return 0
-
-
-def ensure_broker(settings: Settings) -> None:
-    """With no DUNNING_BROKER set, the embedded broker must be running."""
-    if settings.broker != EMBEDDED:
-        return
-    from dunning.broker import port_open
-
-    if not port_open(settings.embedded_port):
-        raise SystemExit(
-            f"dunning: no broker on 127.0.0.1:{settings.embedded_port}; run `dunning broker start`"
-            " or set DUNNING_BROKER=kafka://host:port"
-        )
 
 
 # ---------------------------------------------------------------- topics
@@ -81,8 +69,8 @@ def cmd_procedures(args: argparse.Namespace) -> int:
     import yaml
 
     from domain.procedures import ProcedureError, parse_procedures
-    from dunning.kafka_io import publish
     from processors.convert import procedure_record
+    from topics.clients import publish
 
     settings = _settings()
     try:
@@ -99,7 +87,7 @@ def cmd_procedures(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- worker
 def cmd_worker(args: argparse.Namespace) -> int:
-    from dunning.logs import configure
+    from config.logs import configure
 
     settings = _settings()
     configure(settings.log_format, settings.log_level)
@@ -111,8 +99,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- produce / consume
 def cmd_produce(args: argparse.Namespace) -> int:
-    from dunning.jsonio import JsonRecordError, parse_line
-    from dunning.kafka_io import WrongTopic, check_topic, publish
+    from schemas.jsonio import JsonRecordError, parse_line
+    from topics.clients import WrongTopic, check_topic, publish
 
     settings = _settings()
     source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
@@ -135,8 +123,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    from dunning.jsonio import dumps
-    from dunning.kafka_io import read
+    from schemas.jsonio import dumps
+    from topics.clients import read
 
     settings = _settings()
     ensure_broker(settings)
@@ -183,8 +171,8 @@ def cmd_account(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- review
 def _decide(rtype: str, records: list[dict[str, Any]]) -> int:
-    from dunning.kafka_io import publish
     from processors.convert import new_event_id
+    from topics.clients import publish
 
     settings = _settings()
     ensure_broker(settings)
@@ -212,8 +200,8 @@ def proposal_status(history: list[Any]) -> dict[str, str]:
 
 def cmd_proposals(args: argparse.Namespace) -> int:
     if args.action == "list":
-        from dunning.jsonio import dumps
-        from dunning.kafka_io import read_all
+        from schemas.jsonio import dumps
+        from topics.clients import read_all
 
         settings = _settings()
         ensure_broker(settings)
@@ -240,7 +228,7 @@ def cmd_proposals(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
-        from dunning.kafka_io import read_all
+        from topics.clients import read_all
 
         settings = _settings()
         ensure_broker(settings)
@@ -340,13 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--by", default="cli")
     rv.set_defaults(func=cmd_reverse)
 
-    from dunning.letters.cli import register as register_letters
+    from letters.cli import register as register_letters
 
     register_letters(sub)
     from dunning.deadletters import register as register_dead_letters
 
     register_dead_letters(sub)
-    from dunning.audit.cli import register as register_audit
+    from audit.cli import register as register_audit
 
     register_audit(sub)
 

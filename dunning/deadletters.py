@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from dunning.kafka_io import Received
-from dunning.settings import Settings, SettingsError
+from config.settings import Settings, SettingsError
+from topics.clients import Received
 
 TOPIC = "dunning.dead-letters"
 #: The record header a replayed record carries (processors.handlers reads it).
@@ -196,7 +196,7 @@ class Published:
 
 
 async def load(settings: Settings, idle_timeout: float = 1.0) -> tuple[list[DeadLetter], int]:
-    from dunning.kafka_io import read
+    from topics.clients import read
 
     return collect([rec async for rec in read(settings, TOPIC, idle_timeout=idle_timeout)])
 
@@ -233,7 +233,7 @@ async def publish_replays(settings: Settings, replays: Sequence[Replay],
 
 # ---------------------------------------------------------------- command line
 def _settings() -> Settings:
-    from dunning.logs import configure
+    from config.logs import configure
 
     try:
         settings = Settings.from_env()
@@ -244,7 +244,7 @@ def _settings() -> Settings:
 
 
 def _ready(settings: Settings) -> None:
-    from dunning.cli import ensure_broker
+    from topics.broker import ensure_broker
 
     ensure_broker(settings)
 

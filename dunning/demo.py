@@ -17,13 +17,12 @@ from typing import Any
 
 import yaml
 
+from config.settings import EMBEDDED, Settings
 from domain.money import from_minor, to_minor
 from domain.procedures import parse_procedures
-from dunning.broker import EmbeddedBroker, free_port, port_open
-from dunning.kafka_io import publish, read, read_all
 from dunning.sample import month
-from dunning.settings import EMBEDDED, Settings
 from processors.convert import new_event_id, procedure_record
+from topics.broker import EmbeddedBroker, free_port, port_open
 from topics.catalogue import (
     COLLECTIONS,
     DEPOSITS,
@@ -37,6 +36,7 @@ from topics.catalogue import (
     RUNS,
     WORKFLOWS,
 )
+from topics.clients import publish, read, read_all
 from topics.provision import apply_topics
 
 AS_OF = date(2026, 11, 20)
@@ -80,7 +80,7 @@ async def _wait_record(settings: Settings, topic: str, rtype: str, run_id: str,
 
 
 def run_demo(settings: Settings, accounts: int = 300) -> int:
-    from dunning.logs import configure
+    from config.logs import configure
 
     configure(settings.log_format, "WARNING")
     started = time.monotonic()
@@ -195,7 +195,7 @@ def _summary(settings: Settings) -> None:
 
 def _render_letters(settings: Settings) -> None:
     """Render the run's letters as PDFs with the reference letter service."""
-    from dunning.letters.service import pick_examples, render_pending
+    from letters.service import pick_examples, render_pending
 
     docs = asyncio.run(render_pending(settings, idle_seconds=1.0))
     say(f"rendered {len(docs)} letters as PDF; open these three:")

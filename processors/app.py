@@ -24,11 +24,11 @@ import faust
 import structlog
 from mode import CrashingSupervisor
 
-from dunning.codec import Codec
-from dunning.settings import EMBEDDED, Settings
-from processors import broker_quirks
+from config.settings import EMBEDDED, Settings
 from processors.handlers import Handlers
 from processors.procedures import ProcedureCatalog
+from schemas.codec import Codec
+from topics import broker_quirks
 from topics import catalogue as cat
 
 log = structlog.get_logger("dunning.worker")

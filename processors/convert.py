@@ -19,8 +19,8 @@ from domain import ids
 from domain.dates import from_day, to_day
 from domain.money import UnknownCurrency, from_minor, minor_units, to_milli, to_minor
 from domain.procedures import Level, Procedure, ProcedureError, procedure_to_dict
-from dunning.codec import EPOCH_ORDINAL
 from processors.deadletter import Unusable
+from schemas.codec import EPOCH_ORDINAL
 
 __all__ = ["Unusable"]
 

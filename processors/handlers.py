@@ -24,15 +24,14 @@ from aiokafka import errors as kafka_errors
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 
+from config.settings import Settings
 from domain import notice as notices
 from domain.account import Account, evolve, new_account
 from domain.errors import Rejected
 from domain.ids import proposal_run_id
 from domain.proposal import propose
 from domain.schedule import next_evaluation_day
-from dunning.codec import Codec, CodecError
-from dunning.settings import Settings
-from processors import broker_quirks, convert, limits
+from processors import convert, limits
 from processors.deadletter import Unusable, dead_letter_record, log_unusable
 from processors.metrics import Metrics
 from processors.procedures import ProcedureCatalog
@@ -49,6 +48,8 @@ from processors.state import (
     run_prefix,
 )
 from processors.writes import Writes, db_of
+from schemas.codec import Codec, CodecError
+from topics import broker_quirks
 from topics import catalogue as cat
 
 log = structlog.get_logger("dunning.worker")

@@ -59,8 +59,8 @@ from decimal import Decimal
 from typing import Any
 
 import schemas
-from dunning.codec import EPOCH_ORDINAL
 from processors.deadletter import Unusable
+from schemas.codec import EPOCH_ORDINAL
 
 __all__ = [
     "FIRST_DATE",

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from config.settings import Settings
 from domain.procedures import Procedure, procedure_to_dict
-from dunning.codec import Codec, CodecError
-from dunning.settings import Settings
-from processors import broker_quirks, convert, limits
+from processors import convert, limits
+from schemas.codec import Codec, CodecError
+from topics import broker_quirks
 from topics.catalogue import PROCEDURES
 
 log = structlog.get_logger("dunning.procedures")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dunning.settings import Settings
+from config.settings import Settings
 
 
 class StateDirError(SystemExit):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dunning.broker import EmbeddedBroker, free_port
+from topics.broker import EmbeddedBroker, free_port
 
 
 @pytest.fixture(scope="session")

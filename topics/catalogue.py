@@ -108,3 +108,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 )
 
 BY_NAME = {t.name: t for t in CATALOGUE}
+
+
+# The header a replayed dead letter carries: the dead letter's own coordinates, so that the
+# worker can tell a replay from a first delivery (`dunning dead-letters replay`).
+REPLAY_HEADER = "dunning-replay-of"

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from dunning.settings import Settings
+from config.settings import Settings
 from topics.catalogue import CATALOGUE, TopicSpec
 
 FORMATS = ("strimzi",)

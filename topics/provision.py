@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from dunning.settings import Settings
+from config.settings import Settings
 from topics.catalogue import CATALOGUE, TopicSpec
 
 

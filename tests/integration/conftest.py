@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from config.settings import Settings
 from domain.procedures import parse_procedures
-from dunning.settings import Settings
 from processors.convert import procedure_record
 from tests.integration.harness import Worker, make_settings, provision, read, send
 

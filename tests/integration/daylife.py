@@ -67,10 +67,10 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from dunning.codec import Codec
-from dunning.kafka_io import check_topic, key_for, partitions_of
-from dunning.settings import Settings
-from processors.broker_quirks import true_end_offsets
+from config.settings import Settings
+from schemas.codec import Codec
+from topics.broker_quirks import true_end_offsets
+from topics.clients import check_topic, key_for, partitions_of
 
 ACCOUNTS_T = "billing.accounts"
 INVOICES_T = "billing.invoices"
@@ -1848,8 +1848,8 @@ class DayInTheLife:
 
     def audit(self) -> None:
         """`dunning audit verify` and the replay against the live state (test_audit's way)."""
-        from dunning.audit.replay import Replay
-        from dunning.audit.report import account_json
+        from audit.replay import Replay
+        from audit.report import account_json
         from tests.integration.test_audit import live_items, rebuilt_items
 
         self.step = "audit"
@@ -1938,7 +1938,7 @@ class Result:
 
 
 def library_verify(settings: Settings, url: str) -> tuple[bool, list[str]]:
-    from dunning.audit.replay import Silent, verify
+    from audit.replay import Silent, verify
 
     summary = asyncio.run(verify(settings, worker=url, progress=Silent()))
     return summary.ok, summary.lines()
@@ -1960,8 +1960,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = Config(days=args.days, accounts=args.accounts, seed=args.seed, restarts=args.restarts)
 
-    from dunning.broker import EmbeddedBroker, free_port
     from tests.integration.conftest import new_story
+    from topics.broker import EmbeddedBroker, free_port
 
     with contextlib.ExitStack() as stack:
         if args.keep:

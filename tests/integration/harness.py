@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dunning.broker import EmbeddedBroker, free_port
-from dunning.kafka_io import publish, read_all
-from dunning.settings import Settings
+from config.settings import Settings
+from topics.broker import EmbeddedBroker, free_port
+from topics.clients import publish, read_all
 from topics.provision import apply_topics
 
 

@@ -10,10 +10,10 @@ import subprocess
 import sys
 from datetime import date
 
-from dunning.kafka_io import publish_raw
 from tests.integration import events as e
 from tests.integration.conftest import new_story
 from tests.integration.harness import env_for, wait_for
+from topics.clients import publish_raw
 
 D = date(2026, 10, 1)
 POISON = b"crash the ingest agent"

@@ -23,16 +23,16 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from dunning.audit.cli import register
-from dunning.audit.replay import Progress, Replay
-from dunning.audit.report import account_json
-from dunning.codec import EPOCH_ORDINAL, Codec
-from dunning.kafka_io import read_all
+from audit.cli import register
+from audit.replay import Progress, Replay
+from audit.report import account_json
+from config.settings import Settings
 from dunning.sample import month
-from dunning.settings import Settings
+from schemas.codec import EPOCH_ORDINAL, Codec
 from tests.integration import events as e
 from tests.integration.conftest import new_story
 from tests.integration.harness import dig, env_for, make_settings, wait_for
+from topics.clients import read_all
 
 pytestmark = pytest.mark.broker
 

@@ -1,5 +1,5 @@
 """The embedded broker under-reports end offsets when the last batch holds several records;
-`processors.broker_quirks.true_end_offsets` reads to the real end."""
+`topics.broker_quirks.true_end_offsets` reads to the real end."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from processors.broker_quirks import true_end_offsets
+from topics.broker_quirks import true_end_offsets
 
 
 async def _scenario(bootstrap: str, topic: str) -> tuple[int, int, int]:

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from dunning import deadletters as dls
-from dunning.kafka_io import publish_raw
 from tests.integration import events as e
 from tests.integration.harness import dig, env_for, wait_for
+from topics.clients import publish_raw
 
 D = date(2026, 10, 1)
 
@@ -44,7 +44,7 @@ def env(story, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in env_for(story.settings).items():
         if name.startswith("DUNNING_"):
             monkeypatch.setenv(name, value)
-    monkeypatch.setattr("dunning.logs.configure", lambda *a, **k: None)
+    monkeypatch.setattr("config.logs.configure", lambda *a, **k: None)
 
 
 def listed(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, dict[str, Any]]:

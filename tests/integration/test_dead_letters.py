@@ -7,10 +7,10 @@ import asyncio
 from datetime import date
 from decimal import Decimal
 
-from dunning.codec import Codec
-from dunning.kafka_io import publish_raw
+from schemas.codec import Codec
 from tests.integration import events as e
 from tests.integration.harness import dig, wait_for
+from topics.clients import publish_raw
 
 D = date(2026, 10, 1)
 

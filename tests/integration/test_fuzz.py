@@ -41,10 +41,10 @@ import schemas
 from domain.account import Account, evolve, new_account
 from domain.errors import Rejected
 from domain.money import minor_units
-from dunning.codec import EPOCH_ORDINAL, Codec, CodecError, strip_logical_types
 from processors import convert, limits
 from processors.deadletter import Unusable
 from processors.handlers import check_key
+from schemas.codec import EPOCH_ORDINAL, Codec, CodecError, strip_logical_types
 from tests.integration.conftest import new_story
 from tests.integration.harness import wait_for
 from tests.unit.schemas.samples import sample

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from dunning.broker import EmbeddedBroker
-from dunning.kafka_io import publish, publish_raw
-from dunning.letters.printing import pdf_text
-from dunning.letters.service import LetterService
+from letters.printing import pdf_text
+from letters.service import LetterService
 from tests.integration.harness import make_settings, provision
 from tests.unit.letters.helpers import RUN, SmtpServer, letter_record, notice_issued, plain
+from topics.broker import EmbeddedBroker
+from topics.clients import publish, publish_raw
 
 pytestmark = pytest.mark.broker
 
@@ -75,8 +75,8 @@ def test_letters_from_the_broker(broker: EmbeddedBroker, unique: str, tmp_path: 
     assert [m.rcpt_tos for m in smtp.messages] == [["buchhaltung@mueller-soehne.example"]]
     assert "1.286,69 €" in plain(pdf_text(by_id["L-de"].pdf_path))
 
-    from dunning.letters.config import letters_dir
-    from dunning.letters.store import Store
+    from letters.config import letters_dir
+    from letters.store import Store
 
     with Store(letters_dir(settings)) as store:
         assert sorted(d.command_id for d in store.documents(run=RUN)) == ["L-de", "L-en", "L-pt"]

@@ -1,5 +1,5 @@
 """State survives a restart, and a table rebuilt from its changelog alone is complete —
-the broker under-reports end offsets (see processors/broker_quirks.py), which without the
+the broker under-reports end offsets (see topics/broker_quirks.py), which without the
 fix loses a table's newest updates on recovery."""
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ from datetime import date
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from dunning.broker import free_port
 from dunning.sample import month
 from tests.integration import events as e
 from tests.integration.conftest import new_story
 from tests.integration.harness import Worker, wait_for
+from topics.broker import free_port
 
 AS_OF = date(2026, 11, 20)
 COMMAND_TOPICS = ("dunning.letters", "dunning.locks", "dunning.collections", "dunning.deposits",

@@ -8,11 +8,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from audit.rebuild import AccountHistory
+from audit.replay import Replay, Summary
+from config.settings import Settings
 from domain import ids
-from dunning.audit.rebuild import AccountHistory
-from dunning.audit.replay import Replay, Summary
-from dunning.codec import Codec
-from dunning.settings import Settings
+from schemas.codec import Codec
 
 CODEC = Codec("single-object")
 TOPIC = "dunning.history"

@@ -4,9 +4,9 @@ place on the topic."""
 
 from __future__ import annotations
 
-from dunning.audit.chain import ChainChecker, Verdict
-from dunning.audit.problems import Location
-from dunning.codec import Codec
+from audit.chain import ChainChecker, Verdict
+from audit.problems import Location
+from schemas.codec import Codec
 from tests.unit.audit.builders import (
     CODEC,
     D1,
@@ -153,8 +153,8 @@ def test_checker_verdicts_directly():
 def test_confluent_framing_hashes_the_body_after_its_five_byte_header():
     codec = Codec("confluent")
     values = encoded(story("A"), Chain(codec))
-    from dunning.audit.replay import Replay
-    from dunning.settings import Settings
+    from audit.replay import Replay
+    from config.settings import Settings
 
     r = Replay(Settings(wire_format="confluent"), codec=codec)
     accounts = r.feed_partition(log(values))

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from audit.live import compare
 from domain.account import Account
 from domain.notice import execute, record_proposals, reject, reverse
 from domain.proposal import propose
-from dunning.audit.live import compare
 from processors import convert
 from tests.unit.audit.builders import (
     D1,

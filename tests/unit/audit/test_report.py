@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from dunning.audit.cli import register
-from dunning.audit.report import account_json, amount, export_csv, export_json, render_table
+from audit.cli import register
+from audit.report import account_json, amount, export_csv, export_json, render_table
 from tests.unit.audit.builders import D1, encoded, log, replay, story
 
 
@@ -90,7 +90,7 @@ def test_the_cli_parses_its_three_subcommands():
 
 
 def test_progress_lines_on_a_pipe_and_on_a_terminal():
-    from dunning.audit.replay import Progress
+    from audit.replay import Progress
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -117,8 +117,8 @@ def test_progress_lines_on_a_pipe_and_on_a_terminal():
 def test_an_unreachable_worker_is_an_error_not_a_difference():
     import asyncio
 
-    from dunning.audit.live import WorkerError, fetch_accounts
-    from dunning.broker import free_port
+    from audit.live import WorkerError, fetch_accounts
+    from topics.broker import free_port
 
     with pytest.raises(WorkerError, match="no answer from the worker"):
         asyncio.run(fetch_accounts(f"http://127.0.0.1:{free_port()}", ["A"]))

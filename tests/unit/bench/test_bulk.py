@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from bench import bulk, common, gen
-from dunning.codec import Codec
-from dunning.settings import Settings
+from config.settings import Settings
 from processors.handlers import Handlers
 from processors.state import NO_DAY, StoredAccount, account_key, due_key
+from schemas.codec import Codec
 
 N = 120
 

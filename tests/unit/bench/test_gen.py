@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bench import gen
-from dunning.codec import Codec
-from dunning.settings import Settings
+from config.settings import Settings
+from schemas.codec import Codec
 
 
 def test_same_seed_same_events() -> None:

@@ -36,8 +36,8 @@ def _load_all(path: Path) -> list[dict[str, Any]]:
 
 
 def _settings_variables() -> set[str]:
-    """The DUNNING_* names dunning/settings.py reads, parsed out of its source."""
-    source = (ROOT / "dunning" / "settings.py").read_text()
+    """The DUNNING_* names config/settings.py reads, parsed out of its source."""
+    source = (ROOT / "config" / "settings.py").read_text()
     return set(re.findall(r'"(DUNNING_[A-Z0-9_]+)"', source))
 
 
@@ -108,7 +108,7 @@ def test_settings_variables_are_found() -> None:
 @pytest.mark.parametrize("path", TEXT_FILES, ids=lambda p: p.name)
 def test_only_variables_that_settings_reads(path: Path) -> None:
     unknown = set(VARIABLE.findall(path.read_text())) - _settings_variables()
-    assert not unknown, f"{path.name} names variables dunning/settings.py does not read"
+    assert not unknown, f"{path.name} names variables config/settings.py does not read"
 
 
 def test_no_secret_is_an_environment_value() -> None:
@@ -251,7 +251,7 @@ def _config() -> dict[str, str]:
 
 
 def test_config_matches_the_exported_topics() -> None:
-    from dunning.settings import Settings
+    from config.settings import Settings
     from topics.export import export
 
     data = _config()
@@ -263,7 +263,7 @@ def test_config_matches_the_exported_topics() -> None:
 def test_config_is_valid_settings(tmp_path: Path) -> None:
     """The ConfigMap plus the pod's own variables make settings that load (with the
     mounted files replaced by files made here)."""
-    from dunning.settings import Settings
+    from config.settings import Settings
 
     ca = tmp_path / "ca.crt"
     ca.write_text(_a_ca_pem())

@@ -14,8 +14,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from dunning.broker import free_port
-from dunning.letters.config import Letterhead, LetterSettings
+from letters.config import Letterhead, LetterSettings
+from topics.broker import free_port
 
 D = Decimal
 AS_OF = date(2025, 3, 31)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from dunning.letters.cli import register
-from dunning.letters.config import LetterSettings
-from dunning.letters.model import Letter
-from dunning.letters.service import LetterService
-from dunning.settings import Settings
+from config.settings import Settings
+from letters.cli import register
+from letters.config import LetterSettings
+from letters.model import Letter
+from letters.service import LetterService
 from tests.unit.letters.helpers import LETTERHEAD, RUN, SmtpServer, letter_record, plain
 
 OTHER_RUN = "PR-2025-04-30/1"
@@ -56,7 +56,7 @@ def filled(rendered_once: Path, tmp_path: Path, smtp: SmtpServer,
     state = tmp_path / "state"
     shutil.copytree(rendered_once, state)
     # Logging set-up would bind a handler to this test's captured stderr: leave it alone.
-    monkeypatch.setattr("dunning.logs.configure", lambda *a, **k: None)
+    monkeypatch.setattr("config.logs.configure", lambda *a, **k: None)
     monkeypatch.setenv("DUNNING_STATE_DIR", str(state))
     for name, value in smtp.env().items():
         monkeypatch.setenv(name, value)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from dunning.letters.config import LetterSettings, group_id, letters_dir
-from dunning.settings import Settings, SettingsError
+from config.settings import Settings, SettingsError
+from letters.config import LetterSettings, group_id, letters_dir
 
 
 def test_defaults_send_nothing() -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from dunning.broker import free_port
-from dunning.letters.mailer import NotEmailable
-from dunning.letters.model import Letter
-from dunning.letters.service import LetterService
-from dunning.settings import Settings
+from config.settings import Settings
+from letters.mailer import NotEmailable
+from letters.model import Letter
+from letters.service import LetterService
 from tests.unit.letters.helpers import SmtpServer, letter_record, smtp_settings
+from topics.broker import free_port
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_never_e_mailed_without_an_address_or_on_paper(smtp: SmtpServer, make_se
 
 
 def test_a_redelivered_command_sends_nothing_new(smtp: SmtpServer, make_service) -> None:
-    from dunning.codec import Codec
+    from schemas.codec import Codec
 
     service = make_service(smtp.settings())
     data = Codec().encode("PrintDunningLetter", letter_record())

@@ -14,9 +14,9 @@ import pytest
 from babel.numbers import format_currency
 from pypdf import PdfReader
 
-from dunning.letters.model import BadLetter, Letter
-from dunning.letters.render import render
-from dunning.letters.wording import wording
+from letters.model import BadLetter, Letter
+from letters.render import render
+from letters.wording import wording
 from tests.unit.letters.helpers import LETTERHEAD, letter_record, plain
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -98,8 +98,8 @@ def test_same_command_same_bytes_in_another_process() -> None:
     assert render(Letter.from_record(letter_record()), LETTERHEAD).pdf == first.pdf
     code = (
         "import sys, hashlib\n"
-        "from dunning.letters.model import Letter\n"
-        "from dunning.letters.render import render\n"
+        "from letters.model import Letter\n"
+        "from letters.render import render\n"
         "from tests.unit.letters.helpers import LETTERHEAD, letter_record\n"
         "sys.stdout.write(render(Letter.from_record(letter_record()), LETTERHEAD).sha256)\n"
     )

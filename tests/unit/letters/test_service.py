@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from dunning.codec import Codec
-from dunning.letters.model import Letter
-from dunning.letters.printing import pdf_text
-from dunning.letters.render import render
-from dunning.letters.service import LetterService, pick_examples
-from dunning.settings import Settings
+from config.settings import Settings
+from letters.model import Letter
+from letters.printing import pdf_text
+from letters.render import render
+from letters.service import LetterService, pick_examples
+from schemas.codec import Codec
 from tests.unit.letters.helpers import LETTERHEAD, RUN, letter_record, notice_issued, plain
 
 WHERE = {"topic": "dunning.letters", "partition": 0, "offset": 0}
@@ -20,7 +20,7 @@ WHERE = {"topic": "dunning.letters", "partition": 0, "offset": 0}
 
 @pytest.fixture
 def service(tmp_path: Path) -> LetterService:
-    from dunning.letters.config import LetterSettings
+    from letters.config import LetterSettings
 
     svc = LetterService(Settings(state_dir=tmp_path), LetterSettings(letterhead=LETTERHEAD))
     yield svc

@@ -12,7 +12,7 @@ import timeit
 from collections.abc import Callable
 from functools import partial
 
-from dunning.codec import Codec
+from schemas.codec import Codec
 
 from .samples import sample, to_raw
 

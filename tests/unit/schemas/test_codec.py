@@ -14,14 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
-from dunning.codec import (
+from schemas.codec import (
     CONFLUENT_MAGIC,
     SINGLE_OBJECT_MAGIC,
     Codec,
     CodecError,
     fingerprint64,
 )
-from dunning.registry import (
+from schemas.registry import (
     ConfluentSchemaRegistry,
     InMemorySchemaRegistry,
     RegistryError,

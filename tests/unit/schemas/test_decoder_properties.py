@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 import schemas
 from domain.account import evolve, new_account
 from domain.errors import Rejected
-from dunning.codec import EPOCH_ORDINAL, Codec, CodecError, strip_logical_types
 from processors import convert, limits
 from processors.deadletter import Unusable
 from processors.state import StoredAccount
+from schemas.codec import EPOCH_ORDINAL, Codec, CodecError, strip_logical_types
 from tests.unit.schemas.samples import SAMPLES
 from topics import catalogue as cat
 

@@ -18,8 +18,8 @@ from avro.schema import parse as avro_parse
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 import schemas
-from dunning.codec import Codec, CodecError
-from dunning.registry import InMemorySchemaRegistry
+from schemas.codec import Codec, CodecError
+from schemas.registry import InMemorySchemaRegistry
 
 from .samples import SAMPLES, sample
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 import schemas
-from dunning.codec import Codec
-from dunning.jsonio import JsonRecordError, dumps, json_type, parse_line, parse_lines, to_json
+from schemas.codec import Codec
+from schemas.jsonio import JsonRecordError, dumps, json_type, parse_line, parse_lines, to_json
 
 from .samples import SAMPLES, sample
 

@@ -1,0 +1,297 @@
+"""A rebuilt history as JSON (one object per account), as a table, and as an auditor's
+export (CSV or JSON with every record).
+
+Amounts are decimal strings in the minor unit of the notice's currency (`"5.00"`), never
+rounded: a value with more decimals keeps them. Dates are ISO.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from audit.rebuild import AccountHistory, ItemChange, Notice, RecordRef, Reversal
+from domain.money import minor_units
+
+_SHOWN: dict[tuple[Decimal, str | None], str] = {}
+
+
+def amount(value: Decimal | None, currency: str | None) -> str | None:
+    if value is None:
+        return None
+    text = _SHOWN.get((value, currency))
+    if text is not None:
+        return text
+    try:
+        places = minor_units(currency) if currency else 2
+    except ValueError:
+        places = 2
+    shown = value.quantize(Decimal(1).scaleb(-places))
+    if shown != value:
+        shown = value.normalize()
+    text = format(shown, "f")
+    if shown == 0 and text.startswith("-"):
+        text = text[1:]
+    if len(_SHOWN) < 1 << 16:  # amounts repeat a lot (zero, charges)
+        _SHOWN[(value, currency)] = text
+    return text
+
+
+def iso(day: date | None) -> str | None:
+    return day.isoformat() if day is not None else None
+
+
+def _changes(changes: Iterable[ItemChange], currency: str | None) -> list[dict[str, Any]]:
+    return [{
+        "item_id": ch.item_id, "listed": ch.listed,
+        "old_level": ch.old_level, "new_level": ch.new_level,
+        "old_last_dunned": iso(ch.old_last_dunned), "new_last_dunned": iso(ch.new_last_dunned),
+        "old_interest_until": iso(ch.old_interest_until),
+        "new_interest_until": iso(ch.new_interest_until),
+        "interest": amount(ch.interest, currency),
+    } for ch in changes]
+
+
+def notice_json(n: Notice) -> dict[str, Any]:
+    c = n.currency
+    return {
+        "seq": n.seq, "notice_id": n.notice_id, "proposal_id": n.proposal_id,
+        "run_id": n.run_id, "as_of": iso(n.as_of), "procedure_id": n.procedure_id,
+        "dunning_group": n.dunning_group, "currency": c, "level": n.level,
+        "activities": n.activities, "charge": amount(n.charge, c),
+        "interest": amount(n.interest, c), "total_due": amount(n.total_due, c),
+        "command_ids": n.command_ids, "items": _changes(n.items, c),
+        "in_effect": n.in_effect, "reversed_items": n.reversed_items,
+        "reversal_ids": n.reversal_ids,
+    }
+
+
+def reversal_json(r: Reversal) -> dict[str, Any]:
+    c = r.currency
+    return {
+        "seq": r.seq, "reversal_id": r.reversal_id, "notice_id": r.notice_id,
+        "run_id": r.run_id, "as_of": iso(r.as_of), "currency": c, "item_ids": r.item_ids,
+        "charge": amount(r.charge, c), "interest": amount(r.interest, c),
+        "command_ids": r.command_ids, "reason": r.reason, "requested_by": r.requested_by,
+        "items": _changes(r.items, c),
+    }
+
+
+def ref_json(ref: RecordRef) -> dict[str, Any]:
+    return {"seq": ref.seq, "type": ref.record_type, "event_id": ref.event_id,
+            "recorded_for": iso(ref.recorded_for), **ref.where.as_json(),
+            "hash": ref.hash, "prev_hash": ref.prev_hash, "applied": ref.applied}
+
+
+def account_json(acc: AccountHistory) -> dict[str, Any]:
+    """What `dunning audit replay` writes for one account (one JSON line)."""
+    return {
+        "account_id": acc.account_id,
+        "as_of": iso(acc.as_of),
+        "seq": acc.seq,
+        "head": acc.head,
+        "chain": "intact" if acc.chain_intact else "broken",
+        "records": len(acc.records),
+        "duplicates": acc.duplicates,
+        "after_as_of": acc.after_as_of,
+        "items": {
+            item_id: {"level": it.level, "last_dunned": iso(it.last_dunned),
+                      "interest_until": iso(it.interest_until), "changed_by_seq": it.changed_by}
+            for item_id, it in sorted(acc.items.items())
+        },
+        "notices": [notice_json(n) for n in acc.notices.values()],
+        "reversals": [reversal_json(r) for r in acc.reversals],
+        "rejected_proposals": [
+            {"seq": r.seq, "proposal_id": r.proposal_id, "run_id": r.run_id,
+             "as_of": iso(r.as_of), "decided_by": r.decided_by, "reason": r.reason}
+            for r in acc.rejected
+        ],
+        "not_executed": [
+            {"seq": o.seq, "proposal_id": o.subject, "run_id": o.run_id, "as_of": iso(o.as_of),
+             "reason": o.reason, "detail": o.detail}
+            for o in acc.outcomes if o.record_type == "ProposalNotExecuted"
+        ],
+        "reversals_refused": [
+            {"seq": o.seq, "notice_id": o.subject, "run_id": o.run_id, "as_of": iso(o.as_of),
+             "reason": o.reason, "detail": o.detail, "requested_by": o.by}
+            for o in acc.outcomes if o.record_type == "NoticeReversalRefused"
+        ],
+        "level_changes": [
+            {"seq": c.seq, "item_id": c.item_id, "as_of": iso(c.as_of),
+             "old_level": c.old_level, "new_level": c.new_level, "reason": c.reason}
+            for c in acc.level_changes
+        ],
+        "problems": [p.as_json() for p in acc.problems],
+    }
+
+
+# ---------------------------------------------------------------------- table
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _d(day: date | None) -> str:
+    return day.isoformat() if day else "-"
+
+
+def render_table(acc: AccountHistory) -> str:
+    """One account's rebuilt history, for a person."""
+    chain = "chain intact" if acc.chain_intact else "CHAIN BROKEN"
+    as_of = f", as of {acc.as_of.isoformat()}" if acc.as_of else ""
+    lines = [f"account {acc.account_id}: {_n(len(acc.records), 'history record')} "
+             f"(seq 1..{acc.seq}), {chain}, {_n(acc.duplicates, 'duplicate')}{as_of}"]
+    if acc.after_as_of:
+        lines.append(f"  {acc.after_as_of} record(s) recorded after the as-of date not applied")
+    lines.append("")
+    lines.append(f"  {'seq':>4}  {'date':<10}  {'record':<17} {'run':<24} {'level':>5} "
+                 f"{'charge':>9} {'interest':>9} {'total due':>11}  id")
+    rows: list[tuple[int, str]] = []
+    c: str | None
+    for n in acc.notices.values():
+        c = n.currency
+        flag = "" if n.in_effect else " (reversed)"
+        rows.append((n.seq, f"  {n.seq:>4}  {_d(n.as_of):<10}  {'notice':<17} {n.run_id:<24} "
+                            f"{n.level:>5} {amount(n.charge, c):>9} {amount(n.interest, c):>9} "
+                            f"{amount(n.total_due, c):>11}  {n.notice_id}{flag}"))
+    for r in acc.reversals:
+        c = r.currency
+        rows.append((r.seq, f"  {r.seq:>4}  {_d(r.as_of):<10}  {'reversal':<17} {r.run_id:<24} "
+                            f"{'':>5} {amount(-r.charge, c):>9} {amount(-r.interest, c):>9} "
+                            f"{'':>11}  {r.notice_id} ({r.reason}; "
+                            f"{_n(len(r.item_ids), 'item')})"))
+    for j in acc.rejected:
+        rows.append((j.seq, f"  {j.seq:>4}  {_d(j.as_of):<10}  {'proposal rejected':<17} "
+                            f"{j.run_id:<24} {'':>5} {'':>9} {'':>9} {'':>11}  "
+                            f"{j.proposal_id} ({j.reason})"))
+    for o in acc.outcomes:
+        what = "not executed" if o.record_type == "ProposalNotExecuted" else "reversal refused"
+        rows.append((o.seq, f"  {o.seq:>4}  {_d(o.as_of):<10}  {what:<17} "
+                            f"{o.run_id:<24} {'':>5} {'':>9} {'':>9} {'':>11}  "
+                            f"{o.subject} ({o.reason})"))
+    for lc in acc.level_changes:
+        rows.append((lc.seq, f"  {lc.seq:>4}  {_d(lc.as_of):<10}  {'level changed':<17} "
+                             f"{'':<24} {lc.new_level:>5} {'':>9} {'':>9} {'':>11}  "
+                             f"{lc.item_id} ({lc.old_level} -> {lc.new_level}, {lc.reason})"))
+    lines += [text for _, text in sorted(rows)]
+    lines.append("")
+    lines.append(f"  {'item':<28} {'level':>5}  {'last dunned':<11}  {'interest until':<14}  "
+                 "changed by")
+    for item_id, it in sorted(acc.items.items()):
+        lines.append(f"  {item_id:<28} {it.level:>5}  {_d(it.last_dunned):<11}  "
+                     f"{_d(it.interest_until):<14}  seq {it.changed_by}")
+    for n in acc.notices.values():
+        lines.append("")
+        lines.append(f"  notice {n.notice_id} (seq {n.seq}, {n.procedure_id}, "
+                     f"{','.join(n.activities)}, {_n(len(n.command_ids), 'command')})")
+        for ch in n.items:
+            lines.append(f"    {ch.item_id:<28} level {ch.old_level} -> {ch.new_level}  "
+                         f"last dunned {_d(ch.old_last_dunned)} -> {_d(ch.new_last_dunned)}  "
+                         f"interest {amount(ch.interest, n.currency)}"
+                         f"{'' if ch.listed else '  (not listed)'}")
+    if acc.problems:
+        lines.append("")
+        lines += [f"  PROBLEM {p}" for p in acc.problems]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- export
+CSV_COLUMNS = (
+    "account_id", "seq", "record_type", "event_id", "recorded_for", "topic", "partition",
+    "offset", "hash", "prev_hash", "applied", "notice_id", "proposal_id", "reversal_id", "run_id",
+    "procedure_id", "dunning_group", "currency", "level", "charge", "interest", "total_due",
+    "command_ids", "reason", "by", "item_id", "listed", "old_level", "new_level",
+    "old_last_dunned", "new_last_dunned", "old_interest_until", "new_interest_until",
+    "item_interest",
+)
+
+
+def _rows_of(acc: AccountHistory) -> Iterable[dict[str, Any]]:
+    notices = {n.seq: n for n in acc.notices.values()}
+    reversals = {r.seq: r for r in acc.reversals}
+    rejected = {r.seq: r for r in acc.rejected}
+    changes = {c.seq: c for c in acc.level_changes}
+    outcomes = {o.seq: o for o in acc.outcomes}
+    for ref in acc.records:
+        base: dict[str, Any] = {
+            "account_id": acc.account_id, "seq": ref.seq, "record_type": ref.record_type,
+            "event_id": ref.event_id, "recorded_for": iso(ref.recorded_for),
+            "topic": ref.where.topic, "partition": ref.where.partition,
+            "offset": ref.where.offset, "hash": ref.hash, "prev_hash": ref.prev_hash,
+            "applied": ref.applied,
+        }
+        items: list[ItemChange] = []
+        currency: str | None = None
+        if ref.seq in notices and notices[ref.seq].event_id == ref.event_id:
+            n = notices[ref.seq]
+            currency = n.currency
+            base.update(notice_id=n.notice_id, proposal_id=n.proposal_id, run_id=n.run_id,
+                        procedure_id=n.procedure_id, dunning_group=n.dunning_group,
+                        currency=currency, level=n.level, charge=amount(n.charge, currency),
+                        interest=amount(n.interest, currency),
+                        total_due=amount(n.total_due, currency),
+                        command_ids=" ".join(n.command_ids))
+            items = n.items
+        elif ref.seq in reversals:
+            r = reversals[ref.seq]
+            currency = r.currency
+            base.update(notice_id=r.notice_id, reversal_id=r.reversal_id, run_id=r.run_id,
+                        currency=currency, charge=amount(r.charge, currency),
+                        interest=amount(r.interest, currency),
+                        command_ids=" ".join(r.command_ids), reason=r.reason,
+                        by=r.requested_by)
+            items = r.items
+        elif ref.seq in rejected:
+            j = rejected[ref.seq]
+            base.update(proposal_id=j.proposal_id, run_id=j.run_id, reason=j.reason,
+                        by=j.decided_by)
+        elif ref.seq in outcomes:
+            o = outcomes[ref.seq]
+            key = "proposal_id" if o.record_type == "ProposalNotExecuted" else "notice_id"
+            base.update({key: o.subject, "run_id": o.run_id, "reason": o.reason, "by": o.by})
+        elif ref.seq in changes:
+            c = changes[ref.seq]
+            base.update(item_id=c.item_id, old_level=c.old_level, new_level=c.new_level,
+                        reason=c.reason)
+        if not items:
+            yield base
+        for ch in items:
+            yield {**base, "item_id": ch.item_id, "listed": ch.listed,
+                   "old_level": ch.old_level, "new_level": ch.new_level,
+                   "old_last_dunned": iso(ch.old_last_dunned),
+                   "new_last_dunned": iso(ch.new_last_dunned),
+                   "old_interest_until": iso(ch.old_interest_until),
+                   "new_interest_until": iso(ch.new_interest_until),
+                   "item_interest": amount(ch.interest, currency)}
+
+
+def export_csv(acc: AccountHistory) -> str:
+    """One row per item of every record (one row for a record without items), in seq
+    order, with each record's place on the broker and its hashes."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="raise",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in _rows_of(acc):
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def export_json(acc: AccountHistory) -> dict[str, Any]:
+    """The rebuilt history plus every record of the chain as it is on the topic."""
+    from schemas.jsonio import json_type, to_json
+
+    out = account_json(acc)
+    records = []
+    raw = {ref.seq: (rtype, rec) for rtype, rec, ref in (acc.raw or [])}
+    for ref in acc.records:
+        entry = ref_json(ref)
+        if ref.seq in raw:
+            rtype, rec = raw[ref.seq]
+            entry["record"] = {"type": json_type(rtype), **to_json(rtype, rec)}
+        records.append(entry)
+    out["chain_records"] = records
+    return out

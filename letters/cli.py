@@ -1,0 +1,260 @@
+"""`dunning letters …`: the letter service and its outbound documents.
+
+    dunning letters serve [--until-idle SECONDS]
+    dunning letters list [--unsent] [--account ID] [--run RUN] [--json]
+    dunning letters show ID
+    dunning letters send --unsent
+    dunning letters resend ID…
+    dunning letters print --run RUN [--output FILE] [--duplex]
+
+An ID is a letter's command id, or an unambiguous beginning of it (as `list` shows it).
+`--run` takes a proposal run id (`PR-2025-03-31/1`) or its payment run id (`PR-2025-03-31`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from config.settings import Settings, SettingsError
+
+SHORT_ID = 12
+
+
+def _settings() -> tuple[Settings, Any]:
+    """The settings, and logging set up (to stderr: stdout is for the command's output)."""
+    from config.logs import configure
+    from letters.config import LetterSettings
+
+    try:
+        settings, cfg = Settings.from_env(), LetterSettings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"dunning: {exc}") from exc
+    configure(settings.log_format, settings.log_level)
+    return settings, cfg
+
+
+def _store(settings: Settings) -> Any:
+    from letters.config import letters_dir
+    from letters.store import Store
+
+    return Store(letters_dir(settings))
+
+
+def _lang(doc: Any) -> str:
+    return f"{doc.language}→{doc.template_language}" if doc.fallback else doc.template_language
+
+
+def _find(store: Any, ident: str) -> Any:
+    from letters.store import AmbiguousId
+
+    try:
+        return store.find(ident)
+    except (KeyError, AmbiguousId) as exc:
+        raise SystemExit(f"dunning: {exc.args[0]}") from exc
+
+
+# ---------------------------------------------------------------- serve
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings, cfg = _settings()
+    from topics.broker import ensure_broker
+
+    ensure_broker(settings)
+    from letters.service import LetterService
+
+    service = LetterService(settings, cfg)
+    try:
+        if args.until_idle is not None:
+            docs = asyncio.run(service.run_until_idle(args.until_idle))
+            print(f"{len(docs)} letters rendered; documents in {service.folder}")
+        else:
+            asyncio.run(service.serve())
+    finally:
+        service.close()
+    return 0
+
+
+# ---------------------------------------------------------------- list / show
+def cmd_list(args: argparse.Namespace) -> int:
+    settings, _ = _settings()
+    with _store(settings) as store:
+        docs = store.documents(unsent=args.unsent, account=args.account, run=args.run)
+    if args.json:
+        for d in docs:
+            print(json.dumps(d.summary(), ensure_ascii=False))
+        return 0
+    if not docs:
+        print("no letters", file=sys.stderr)
+        return 0
+    header = ("ID", "ACCOUNT", "RUN", "LEVEL", "LANG", "DELIVERY", "STATUS", "TRIES",
+              "TOTAL DUE", "AS OF")
+    rows = [(d.command_id[:SHORT_ID], d.account_id, d.run_id or "-", str(d.level), _lang(d),
+             d.delivery, d.status, str(d.attempts), f"{d.total_due} {d.currency}",
+             d.as_of_date) for d in docs]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    print(f"{len(docs)} letter{'' if len(docs) == 1 else 's'}", file=sys.stderr)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from letters.printing import check, pdf_text
+
+    settings, _ = _settings()
+    with _store(settings) as store:
+        doc = _find(store, args.id)
+        attempts = store.attempts(doc.command_id)
+    print(doc.pdf_path)
+    fields = [
+        ("command", doc.command_id), ("notice", doc.notice_id), ("run", doc.run_id or "-"),
+        ("account", doc.account_id), ("level", f"{doc.level} ({doc.title})"),
+        ("language", _lang(doc) + (" (no template: fallback)" if doc.fallback else "")),
+        ("channel", doc.channel), ("delivery", doc.delivery), ("status", doc.status),
+        ("e-mail", doc.email or "-"), ("total due", f"{doc.total_due} {doc.currency}"),
+        ("created", doc.created_at), ("sha256", doc.sha256), ("pages", str(doc.pages)),
+    ]
+    if doc.sent_at:
+        fields.append(("sent", doc.sent_at))
+    if doc.last_error:
+        fields.append(("last error", doc.last_error))
+    if doc.note:
+        fields.append(("note", doc.note))
+    for name, value in fields:
+        print(f"{name + ':':<11} {value}")
+    for a in attempts:
+        print(f"{'attempt:':<11} {a.at} {a.kind} {a.outcome}{': ' + a.error if a.error else ''}")
+    try:
+        check(doc)
+    except ValueError as exc:
+        print(f"\ndunning: {exc}", file=sys.stderr)
+        return 1
+    print()
+    print(pdf_text(doc.pdf_path))
+    return 0
+
+
+# ---------------------------------------------------------------- send / resend
+def _report(doc: Any) -> str:
+    line = f"{doc.status:<8} {doc.command_id[:SHORT_ID]}  {doc.account_id}"
+    return f"{line}: {doc.last_error}" if doc.status != "sent" and doc.last_error else line
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from letters.mailer import Mailer
+
+    if not args.unsent:
+        raise SystemExit("dunning: say `letters send --unsent`, or `letters resend ID…`")
+    settings, cfg = _settings()
+    if not cfg.email_enabled:
+        raise SystemExit("dunning: no SMTP server configured: set DUNNING_SMTP_HOST")
+    with _store(settings) as store:
+        docs = asyncio.run(Mailer(cfg, store).send_due(include_waiting=True))
+        for doc in docs:
+            print(_report(doc))
+        unknown = store.documents(unsent=True)
+        unknown = [d for d in unknown if d.status == "unknown"]
+    failed = [d for d in docs if d.status != "sent"]
+    print(f"{len(docs) - len(failed)} sent, {len(failed)} failed", file=sys.stderr)
+    for d in unknown:
+        print(f"unknown  {d.command_id[:SHORT_ID]}  {d.account_id}: delivery was interrupted;"
+              f" check, then `dunning letters resend {d.command_id[:SHORT_ID]}`",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_resend(args: argparse.Namespace) -> int:
+    from letters.mailer import Mailer
+
+    settings, cfg = _settings()
+    if not cfg.email_enabled:
+        raise SystemExit("dunning: no SMTP server configured: set DUNNING_SMTP_HOST")
+    code = 0
+    with _store(settings) as store:
+        docs = [_find(store, ident) for ident in args.ids]
+        mailer = Mailer(cfg, store)
+        for doc in docs:
+            if doc.delivery != "email":
+                why = "print channel" if doc.channel == "print" else "no e-mail address"
+                print(f"skipped  {doc.command_id[:SHORT_ID]}  {doc.account_id}: {why}, "
+                      "never e-mailed")
+                code = 1
+                continue
+            after = asyncio.run(mailer.deliver(doc, resend=True))
+            if after.status == "sending":
+                print(f"busy     {doc.command_id[:SHORT_ID]}  {doc.account_id}: "
+                      "being sent right now")
+                code = 1
+                continue
+            print(_report(after))
+            if after.status != "sent":
+                code = 1
+    return code
+
+
+# ---------------------------------------------------------------- print
+def cmd_print(args: argparse.Namespace) -> int:
+    from letters.config import letters_dir
+    from letters.printing import print_batch
+
+    settings, _ = _settings()
+    with _store(settings) as store:
+        docs = store.documents(run=args.run, delivery="print")
+    if not docs:
+        raise SystemExit(f"dunning: no print letters for run {args.run!r}")
+    docs.sort(key=lambda d: (d.account_id, d.command_id))
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", args.run).strip("._") or "run"
+    output = Path(args.output) if args.output else letters_dir(settings) / "print" / f"{safe}.pdf"
+    try:
+        pages = print_batch(docs, output, duplex=args.duplex)
+    except ValueError as exc:
+        raise SystemExit(f"dunning: {exc}") from exc
+    print(output)
+    print(f"{len(docs)} letters, {pages} pages", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `letters` and its subcommands to the `dunning` parser's subparsers."""
+    p = subparsers.add_parser(
+        "letters", help="dunning letters: render, list, show, e-mail and print",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="letters_command", required=True)
+
+    s = sub.add_parser("serve", help="consume dunning.letters: render, store, e-mail")
+    s.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
+                   help="stop once nothing came in for this long and nothing is left to send")
+    s.set_defaults(func=cmd_serve)
+
+    ls = sub.add_parser("list", help="the outbound documents")
+    ls.add_argument("--unsent", action="store_true", help="only e-mail letters not sent")
+    ls.add_argument("--account", default=None)
+    ls.add_argument("--run", default=None, help="a run id or payment run id")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.set_defaults(func=cmd_list)
+
+    sh = sub.add_parser("show", help="the path of a letter's PDF, its record and its text")
+    sh.add_argument("id")
+    sh.set_defaults(func=cmd_show)
+
+    se = sub.add_parser("send", help="e-mail the letters not sent yet")
+    se.add_argument("--unsent", action="store_true", required=True)
+    se.set_defaults(func=cmd_send)
+
+    rs = sub.add_parser("resend", help="e-mail letters again, sent or not")
+    rs.add_argument("ids", nargs="+", metavar="ID")
+    rs.set_defaults(func=cmd_resend)
+
+    pr = sub.add_parser("print", help="one PDF with every print letter of a run")
+    pr.add_argument("--run", required=True)
+    pr.add_argument("--output", default=None, help="default: <state>/letters/print/<run>.pdf")
+    pr.add_argument("--duplex", action="store_true",
+                    help="a blank back page after letters with an odd page count")
+    pr.set_defaults(func=cmd_print)
+    return p

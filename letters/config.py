@@ -1,0 +1,169 @@
+"""The letter service's own settings: letterhead, SMTP, delivery retries.
+
+Read once at start from the environment, like `config.settings.Settings` (which keeps the
+broker, the state folder and the topic prefix; documents go to
+`settings.state_dir / "letters"`). Secrets never show in `repr`.
+
+| variable | meaning | default |
+| --- | --- | --- |
+| `DUNNING_LETTERHEAD_NAME` | sender name at the top of every letter | `Example Billing GmbH` |
+| `DUNNING_LETTERHEAD_ADDRESS` | sender address lines, separated by `|` or newlines | an example |
+| `DUNNING_LETTERHEAD_CONTACT` | one contact line (phone, e-mail, web) | empty |
+| `DUNNING_LETTERHEAD_BANK` | payment details line (IBAN, BIC, bank) | empty |
+| `DUNNING_LETTERHEAD_COUNTRY` | the sender's country (ISO 3166): no country line at home | empty |
+| `DUNNING_SMTP_HOST` | SMTP server; empty: e-mail letters wait, unsent | empty |
+| `DUNNING_SMTP_PORT` | port | 25 (`none`), 587 (`starttls`), 465 (`tls`) |
+| `DUNNING_SMTP_TLS` | `none`, `starttls` or `tls` (implicit TLS) | `starttls` |
+| `DUNNING_SMTP_USERNAME` | log in with this user (no login when empty) | empty |
+| `DUNNING_SMTP_PASSWORD` (or `_FILE`: a file holding it) | the password | empty |
+| `DUNNING_SMTP_FROM` | the `From:` address | `dunning@localhost` |
+| `DUNNING_SMTP_TIMEOUT` | seconds per SMTP conversation | 30 |
+| `DUNNING_SMTP_ATTEMPTS` | attempts per delivery round (1 = no retry) | 3 |
+| `DUNNING_SMTP_BACKOFF` | seconds before the first retry; doubles each retry | 2 |
+| `DUNNING_SMTP_RETRY_AFTER` | seconds before `serve` tries a failed letter again; doubles | 900 |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from config.settings import SettingsError
+
+TLS_MODES = ("none", "starttls", "tls")
+DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+#: The letters service's consumer group (put after the topic prefix, so tests stay apart).
+GROUP_ID = "dunning-letters"
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum:g}, not {raw}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _lines(raw: str) -> tuple[str, ...]:
+    parts = raw.replace("\r", "").replace("|", "\n").split("\n")
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+@dataclass(frozen=True)
+class Letterhead:
+    """Who sends the letters."""
+
+    name: str = "Example Billing GmbH"
+    address: tuple[str, ...] = ("Musterstraße 1", "10115 Berlin")
+    contact: str = ""
+    bank: str = ""
+    #: ISO 3166-1 alpha-2; letters to this country carry no country line.
+    country: str = ""
+
+
+@dataclass(frozen=True)
+class LetterSettings:
+    letterhead: Letterhead = field(default_factory=Letterhead)
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_tls: str = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = "dunning@localhost"
+    smtp_timeout: float = 30.0
+    #: Attempts per delivery round; failures in between wait `backoff`, 2×, 4× … seconds.
+    attempts: int = 3
+    backoff: float = 2.0
+    #: `serve` tries a failed letter again after this many seconds (doubling, at most a day).
+    retry_after: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.smtp_tls not in TLS_MODES:
+            raise SettingsError(f"SMTP TLS mode must be one of {TLS_MODES}, not {self.smtp_tls!r}")
+        if self.attempts < 1:
+            raise SettingsError("at least one delivery attempt is needed")
+
+    def __repr__(self) -> str:
+        password = "'***'" if self.smtp_password else "''"
+        return (
+            f"LetterSettings(letterhead={self.letterhead!r}, smtp_host={self.smtp_host!r}, "
+            f"smtp_port={self.smtp_port}, smtp_tls={self.smtp_tls!r}, "
+            f"smtp_username={self.smtp_username!r}, smtp_password={password}, "
+            f"smtp_from={self.smtp_from!r}, smtp_timeout={self.smtp_timeout}, "
+            f"attempts={self.attempts}, backoff={self.backoff}, retry_after={self.retry_after})"
+        )
+
+    @property
+    def email_enabled(self) -> bool:
+        """Whether an SMTP server is configured; without one e-mail letters wait, unsent."""
+        return bool(self.smtp_host)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LetterSettings:
+        env = os.environ if env is None else env
+        default = Letterhead()
+        address_raw = env.get("DUNNING_LETTERHEAD_ADDRESS")
+        letterhead = Letterhead(
+            name=(env.get("DUNNING_LETTERHEAD_NAME") or "").strip() or default.name,
+            address=_lines(address_raw) if address_raw else default.address,
+            contact=(env.get("DUNNING_LETTERHEAD_CONTACT") or "").strip(),
+            bank=(env.get("DUNNING_LETTERHEAD_BANK") or "").strip(),
+            country=(env.get("DUNNING_LETTERHEAD_COUNTRY") or "").strip().upper(),
+        )
+        tls = (env.get("DUNNING_SMTP_TLS") or "starttls").strip().lower()
+        if tls not in TLS_MODES:
+            raise SettingsError(f"DUNNING_SMTP_TLS must be none, starttls or tls, not {tls!r}")
+        password = env.get("DUNNING_SMTP_PASSWORD") or ""
+        password_file = env.get("DUNNING_SMTP_PASSWORD_FILE") or ""
+        if password and password_file:
+            raise SettingsError(
+                "set DUNNING_SMTP_PASSWORD or DUNNING_SMTP_PASSWORD_FILE, not both")
+        if password_file:
+            try:
+                password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise SettingsError(
+                    f"DUNNING_SMTP_PASSWORD_FILE: cannot read {password_file}: "
+                    f"{exc.strerror}") from exc
+        return cls(
+            letterhead=letterhead,
+            smtp_host=(env.get("DUNNING_SMTP_HOST") or "").strip(),
+            smtp_port=_int(env, "DUNNING_SMTP_PORT", DEFAULT_PORTS[tls], 1),
+            smtp_tls=tls,
+            smtp_username=(env.get("DUNNING_SMTP_USERNAME") or "").strip(),
+            smtp_password=password,
+            smtp_from=(env.get("DUNNING_SMTP_FROM") or "").strip() or "dunning@localhost",
+            smtp_timeout=_float(env, "DUNNING_SMTP_TIMEOUT", 30.0, 0.1),
+            attempts=_int(env, "DUNNING_SMTP_ATTEMPTS", 3, 1),
+            backoff=_float(env, "DUNNING_SMTP_BACKOFF", 2.0),
+            retry_after=_float(env, "DUNNING_SMTP_RETRY_AFTER", 900.0),
+        )
+
+
+def letters_dir(settings: object) -> Path:
+    """Where documents and their database live: `<state_dir>/letters`."""
+    return Path(settings.state_dir) / "letters"  # type: ignore[attr-defined]
+
+
+def group_id(settings: object) -> str:
+    return f"{getattr(settings, 'topic_prefix', '')}{GROUP_ID}"

@@ -1,0 +1,148 @@
+"""Publishing and reading records: used by the command line, the demo and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from config.settings import Settings
+from schemas.codec import Codec
+from topics.broker_quirks import true_end_offsets
+from topics.catalogue import BY_NAME
+
+KEY_FIELDS = {
+    "billing.payment-runs": ("run_id",),
+    "dunning.procedures": ("procedure_id",),
+    "dunning.decisions": ("proposal_id", "run_id", "payment_run_id", "notice_id"),
+    "dunning.runs": ("run_id",),
+}
+
+
+def key_for(topic: str, record: dict[str, Any]) -> bytes | None:
+    for name in KEY_FIELDS.get(topic, ("account_id",)):
+        value = record.get(name)
+        if value:
+            return str(value).encode()
+    return None
+
+
+class WrongTopic(ValueError):
+    pass
+
+
+def check_topic(topic: str, rtype: str) -> None:
+    spec = BY_NAME.get(topic)
+    if spec is None:
+        raise WrongTopic(f"unknown topic {topic!r}")
+    if rtype not in spec.records:
+        raise WrongTopic(f"{rtype} does not belong on {topic} ({', '.join(spec.records)})")
+
+
+async def publish(
+    settings: Settings, topic: str, records: Iterable[tuple[str, dict[str, Any]]],
+    codec: Codec | None = None,
+) -> int:
+    """Encode and publish `(record_type, record)` pairs to a catalogue topic; returns count."""
+    codec = codec or Codec.from_settings(settings)
+    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), linger_ms=5)  # type: ignore[arg-type]
+    await producer.start()
+    try:
+        futures = []
+        n = 0
+        for rtype, record in records:
+            check_topic(topic, rtype)
+            futures.append(await producer.send(
+                settings.topic(topic), codec.encode(rtype, record), key=key_for(topic, record)))
+            n += 1
+        await asyncio.gather(*futures)
+        return n
+    finally:
+        await producer.stop()
+
+
+async def publish_raw(settings: Settings, topic: str, value: bytes, key: bytes | None) -> None:
+    producer = AIOKafkaProducer(**settings.kafka_client_kwargs())  # type: ignore[arg-type]
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic(topic), value, key=key)
+    finally:
+        await producer.stop()
+
+
+class UnknownTopic(LookupError):
+    pass
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, name: str) -> list[TopicPartition]:
+    """The partitions of a topic, from fresh metadata (a new client knows none yet)."""
+    if name not in await consumer.topics():
+        raise UnknownTopic(f"no topic {name!r} on the broker; run `dunning topics apply`")
+    parts = consumer.partitions_for_topic(name) or set()
+    return [TopicPartition(name, p) for p in sorted(parts)]
+
+
+@dataclass
+class Received:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    record_type: str | None
+    record: dict[str, Any] | None
+    error: str | None = None
+
+
+async def read(
+    settings: Settings, topic: str, *, from_beginning: bool = True, idle_timeout: float = 1.0,
+    codec: Codec | None = None, until_end: bool = True,
+) -> AsyncIterator[Received]:
+    """Records of a topic; stops after `idle_timeout` seconds without a new one once the end
+    seen at the start was reached (or at once when `until_end` is false)."""
+    codec = codec or Codec.from_settings(settings)
+    name = settings.topic(topic)
+    kwargs = settings.kafka_client_kwargs()
+    consumer = AIOKafkaConsumer(**kwargs, enable_auto_commit=False,  # type: ignore[arg-type]
+                                auto_offset_reset="earliest" if from_beginning else "latest",
+                                fetch_max_wait_ms=100)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, name)
+        consumer.assign(tps)
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+            ends = await true_end_offsets(kwargs, tps) if until_end else {}
+        else:
+            await consumer.seek_to_end(*tps)
+            ends = {}
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            batch = await consumer.getmany(timeout_ms=100)
+            for tp, recs in batch.items():
+                for rec in recs:
+                    last = loop.time()
+                    rtype = record = error = None
+                    if rec.value is not None:
+                        try:
+                            rtype, record = codec.decode(rec.value)
+                        except Exception as exc:  # shown to the reader, not fatal
+                            error = str(exc)
+                    yield Received(topic, tp.partition, rec.offset, rec.key, rec.value,
+                                   rtype, record, error)
+            reached = True
+            for tp in tps:
+                if ends.get(tp, 0) > await consumer.position(tp):
+                    reached = False
+            if reached and loop.time() - last >= idle_timeout:
+                return
+    finally:
+        await consumer.stop()
+
+
+async def read_all(settings: Settings, topic: str, idle_timeout: float = 0.5) -> list[Received]:
+    return [r async for r in read(settings, topic, idle_timeout=idle_timeout)]
