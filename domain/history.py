@@ -89,7 +89,7 @@ class ProposalNotExecuted:
     """An approved proposal that was not executed: the account changed since the run.
 
     ``reason``: ``paid``, ``cancelled``, ``in_plan``, ``locked``, ``stale_proposal`` or
-    ``no_master_data`` (see ``domain.notice.refusal``); ``detail`` says what changed.
+    ``no_master_data`` (see ``domain.activity_run.refusal``); ``detail`` says what changed.
     """
 
     event_id: str

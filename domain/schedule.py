@@ -5,7 +5,7 @@ in arrears of its next level, a lock ends, the frequency gap of a group passes. 
 proposal needs at least one item that advances on that day, in a group whose last notice
 is far enough back, on a day without an account lock. :func:`next_evaluation_day` takes,
 for every item that can ever advance, the first such day and returns the earliest: a
-lower bound on the first day :func:`domain.proposal.propose` returns a proposal (it may
+lower bound on the first day :func:`domain.proposal_run.propose` returns a proposal (it may
 still return none that day, e.g. when the group's total stays below its minimum).
 
 A group with an undecided proposal gets no new one (RULES.md "Undecided proposals"), so
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from domain.account import Account, Lock, group_last_notice_day
 from domain.procedures import Procedure, Terms
+from domain.state import Account, Lock, group_last_notice_day
 
 __all__ = ["next_evaluation_day"]
 

@@ -19,6 +19,8 @@ from domain import ids
 from domain.dates import from_day, to_day
 from domain.money import UnknownCurrency, from_minor, minor_units, to_milli, to_minor
 from domain.procedures import Level, Procedure, ProcedureError, procedure_to_dict
+from domain.settlement import credit, plan_status
+from domain.state import CANCELLED, CLOSED, IN_PLAN, OPEN, notice_ids
 from processors.deadletter import Unusable
 from schemas.codec import EPOCH_ORDINAL
 
@@ -152,7 +154,7 @@ def input_event(rtype: str, r: dict[str, Any]) -> ev.InputEvent:
                                  day(r["due_date"]), r["reason"])
     if rtype == "InstallmentPlanCreated":
         # Amounts in thousandths: the plan may come before its items and the account, and
-        # takes their currency when it takes effect (domain.account).
+        # takes their currency when it takes effect (domain.settlement).
         return ev.InstallmentPlanCreated(
             r["event_id"], r["account_id"], r["plan_id"], tuple(r["item_ids"]),
             tuple(
@@ -353,7 +355,7 @@ def notice_history(account: Any, notice: Any) -> tuple[str, dict[str, Any]]:
 
 
 def reversal_history(account: Any, reversal: Any) -> tuple[str, dict[str, Any]]:
-    from domain.notice import find_notice
+    from domain.reversal import find_notice
 
     currency = account.notices[find_notice(account, reversal.notice_id)].currency
     return "DunningNoticeReversed", to_avro("DunningNoticeReversed", reversal.history, seq=0,
@@ -379,19 +381,11 @@ def _money_json(amount: int, currency: str) -> str:
     return str(from_minor(amount, currency))
 
 
-def _status_names() -> dict[int, str]:
-    from domain import account as acc
-
-    return {getattr(acc, n): n.lower() for n in ("OPEN", "CANCELLED", "IN_PLAN", "CLOSED")}
-
-
-STATUS_NAMES = _status_names()
+STATUS_NAMES = {OPEN: "open", CANCELLED: "cancelled", IN_PLAN: "in_plan", CLOSED: "closed"}
 
 
 def account_json(a: Any) -> dict[str, Any]:
     """An account's state for people and tools (`GET /accounts/{id}`)."""
-    from domain.account import credit, notice_ids, plan_status
-
     master = a.master
     out: dict[str, Any] = {
         "account_id": a.account_id,

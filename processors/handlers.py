@@ -25,12 +25,22 @@ from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from config.settings import Settings
-from domain import notice as notices
-from domain.account import Account, evolve, new_account
+from domain.activity_run import Notice, execute, execute_approved, not_executed
 from domain.errors import Rejected
 from domain.ids import proposal_run_id
-from domain.proposal import propose
+from domain.ingest import evolve
+from domain.proposal_run import propose
+from domain.reversal import reversal_refused, reverse
+from domain.review import (
+    drop_run,
+    executed_run,
+    notices_of_run,
+    record_proposals,
+    reject,
+    run_executed,
+)
 from domain.schedule import next_evaluation_day
+from domain.state import Account, new_account
 from processors import convert, limits
 from processors.deadletter import Unusable, dead_letter_record, log_unusable
 from processors.metrics import Metrics
@@ -961,7 +971,7 @@ class Handlers:
             # itself is not rewritten.
             self.reindex(account.account_id, key_day, self.next_day(account, as_of + 1), w)
             return c
-        account = notices.record_proposals(account, evaluation.proposals)
+        account = record_proposals(account, evaluation.proposals)
         for proposal in evaluation.proposals:
             c["proposals"] += 1
             outs.append((self.settings.topic(cat.PROPOSALS), account.account_id.encode(),
@@ -1024,7 +1034,7 @@ class Handlers:
                  w: Writes) -> tuple[int, str]:
         """Execute one pending (or already executed) proposal; append its records.
         Returns the number of commands and the run id."""
-        account, notice = notices.execute(stored.account, proposal_id)
+        account, notice = execute(stored.account, proposal_id)
         stored.account = account
         commands = convert.command_outputs(account, notice)
         for topic, rtype, record in commands:
@@ -1058,8 +1068,8 @@ class Handlers:
         """The outcome of one approved proposal: its notice, or a `ProposalNotExecuted`
         history record when the account changed since the run (RULES.md "Decisions of
         this project"). Returns (notices, not executed, commands)."""
-        account, outcome = notices.execute_approved(stored.account, proposal_id)
-        if isinstance(outcome, notices.Notice):
+        account, outcome = execute_approved(stored.account, proposal_id)
+        if isinstance(outcome, Notice):
             return 1, 0, self._execute(stored, proposal_id, outs, w)[0]
         stored.account = account
         rtype, payload = convert.not_executed_history(account, outcome)
@@ -1088,7 +1098,7 @@ class Handlers:
             if stored is None:
                 return  # another partition's proposal
             run_id = (self._run_of_proposal(stored.account, msg["proposal_id"])
-                      or notices.executed_run(stored.account, msg["proposal_id"]))
+                      or executed_run(stored.account, msg["proposal_id"]))
             if run_id is None:
                 # decided before (rejected, not executed, or its run deleted): that
                 # decision stands and was recorded then
@@ -1111,7 +1121,7 @@ class Handlers:
             if stored is None:
                 return
             try:
-                account, rejected = notices.reject(stored.account, msg["proposal_id"],
+                account, rejected = reject(stored.account, msg["proposal_id"],
                                                    msg["decided_by"], msg.get("reason") or "")
             except Rejected as exc:  # executed before: the notice stands (reverse it)
                 self.metrics.decisions_ignored.inc()
@@ -1186,7 +1196,7 @@ class Handlers:
             stored = self.load(account_id, w)
             n = 0
             for proposal in [p for p in stored.account.pending if p.run_id == run_id]:
-                account, outcome = notices.not_executed(
+                account, outcome = not_executed(
                     stored.account, proposal, "processing_error", failed[account_id])
                 stored.account = account
                 rtype, payload = convert.not_executed_history(account, outcome)
@@ -1204,9 +1214,9 @@ class Handlers:
                 w = Writes(partition)
                 for account_id in ids:
                     stored = self.load(account_id, w)
-                    if notices.run_executed(stored.account, msg["run_id"]):
+                    if run_executed(stored.account, msg["run_id"]):
                         continue  # an executed notice cannot be deleted, only reversed
-                    stored.account = notices.drop_run(stored.account, msg["run_id"])
+                    stored.account = drop_run(stored.account, msg["run_id"])
                     self.store(stored, self.next_day(stored.account, 0), w)
                     w.delete(self.work_index, run_key(msg["run_id"], account_id))
                 await self.commit([], w)
@@ -1227,16 +1237,16 @@ class Handlers:
                 for account_id in ids:
                     stored = self.load(account_id, w)
                     notice_ids = ([msg["notice_id"]] if msg.get("notice_id") else
-                                  list(notices.notices_of_run(stored.account, msg["run_id"])))
+                                  list(notices_of_run(stored.account, msg["run_id"])))
                     for notice_id in notice_ids:
                         reversal_id = convert.reversal_id(msg["event_id"], notice_id)
                         try:
-                            account, reversal = notices.reverse(
+                            account, reversal = reverse(
                                 stored.account, notice_id, item_ids, reversal_id,
                                 requested_by, msg.get("reason") or "")
                         except Rejected as exc:
                             # this notice stays; the others of the request go ahead
-                            refused = notices.reversal_refused(
+                            refused = reversal_refused(
                                 stored.account, notice_id, reversal_id, requested_by, exc)
                             rtype, payload = convert.reversal_refused_history(
                                 stored.account, refused)

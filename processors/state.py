@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from domain.account import Account
+from domain.state import Account
 from processors import state_codec
 
 NO_DAY = -1

@@ -1,4 +1,4 @@
-"""Compact storage of :class:`domain.account.Account`: msgpack of positional arrays.
+"""Compact storage of :class:`domain.state.Account`: msgpack of positional arrays.
 
 Layout (format 1): ``[1, account_id, master, invoices, items, payments, seen,
 history_seq, history_head, locks, cancelled_invoices, reversed_payments, plans,
@@ -33,22 +33,25 @@ from typing import Any
 
 import msgpack
 
-from domain.account import (
+from domain.commands import Recipient
+from domain.events import Allocation, Installment, PostalAddress
+from domain.money import minor_units
+from domain.procedures import ACTIVITIES
+from domain.state import (
     Account,
     ExecutedNotice,
     Invoice,
     Item,
+    LeftOutItem,
+    LevelChange,
     Lock,
     Master,
     NoticeLine,
     Payment,
     Plan,
+    Proposal,
+    ProposedItem,
 )
-from domain.commands import Recipient
-from domain.events import Allocation, Installment, PostalAddress
-from domain.money import minor_units
-from domain.procedures import ACTIVITIES
-from domain.proposal import LeftOutItem, LevelChange, Proposal, ProposedItem
 
 __all__ = ["FORMAT_VERSION", "pack", "unpack"]
 

@@ -38,9 +38,10 @@ from aiokafka import AIOKafkaProducer
 from fastavro import parse_schema, schemaless_writer
 
 import schemas
-from domain.account import Account, evolve, new_account
 from domain.errors import Rejected
+from domain.ingest import evolve
 from domain.money import minor_units
+from domain.state import Account, new_account
 from processors import convert, limits
 from processors.deadletter import Unusable
 from processors.handlers import check_key

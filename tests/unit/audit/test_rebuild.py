@@ -8,9 +8,11 @@ from datetime import date
 from decimal import Decimal
 
 from audit.live import compare
-from domain.account import Account
-from domain.notice import execute, record_proposals, reject, reverse
-from domain.proposal import propose
+from domain.activity_run import execute
+from domain.proposal_run import propose
+from domain.reversal import reverse
+from domain.review import record_proposals, reject
+from domain.state import Account
 from processors import convert
 from tests.unit.audit.builders import (
     D1,

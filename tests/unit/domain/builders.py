@@ -6,7 +6,6 @@ import itertools
 from datetime import date
 from decimal import Decimal
 
-from domain.account import Account, evolve, new_account
 from domain.events import (
     AccountUpserted,
     Allocation,
@@ -24,8 +23,10 @@ from domain.events import (
     PaymentReversed,
     PostalAddress,
 )
+from domain.ingest import evolve
 from domain.money import minor_units
 from domain.procedures import Level, Procedure
+from domain.state import Account, new_account
 
 ACCOUNT = "ACC-1"
 ADDRESS = PostalAddress(("Hauptstr. 12",), "10115", "Berlin", "DE")

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from hypothesis import strategies as st
 
-from domain.account import Account, new_account
+from domain.activity_run import execute
 from domain.events import (
     AccountUpserted,
     Allocation,
@@ -24,9 +24,11 @@ from domain.events import (
     PaymentReceived,
     PaymentReversed,
 )
-from domain.notice import execute, record_proposals, reverse
 from domain.procedures import ACTIVITIES, Level, Procedure
-from domain.proposal import propose
+from domain.proposal_run import propose
+from domain.reversal import reverse
+from domain.review import record_proposals
+from domain.state import Account, new_account
 from tests.unit.domain.builders import ACCOUNT, ADDRESS, apply, day
 
 BASE = day("2024-01-01")

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from domain import ids
-from domain.account import Account
+from domain.activity_run import execute, execute_approved
 from domain.commands import (
     DeactivateInstallmentPlan,
     NotifyAgent,
@@ -21,18 +21,11 @@ from domain.commands import (
 )
 from domain.errors import Rejected
 from domain.history import ProposalNotExecuted
-from domain.notice import (
-    drop_run,
-    execute,
-    execute_approved,
-    notices_of_run,
-    record_proposals,
-    reject,
-    reverse,
-    run_executed,
-)
 from domain.procedures import ACTIVITIES, Procedure
-from domain.proposal import Proposal, propose
+from domain.proposal_run import propose
+from domain.reversal import reverse
+from domain.review import drop_run, notices_of_run, record_proposals, reject, run_executed
+from domain.state import Account, Proposal
 from tests.unit.domain.builders import (
     ADDRESS,
     account,

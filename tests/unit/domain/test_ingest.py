@@ -5,20 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from domain.account import (
-    CANCELLED,
-    CLOSED,
-    IN_PLAN,
-    OPEN,
-    active_plan_ids,
-    credit,
-    evolve,
-    held,
-    is_locked,
-    new_account,
-    plan_status,
-)
 from domain.errors import Rejected
+from domain.ingest import evolve
+from domain.settlement import credit, held, plan_status
+from domain.state import CANCELLED, CLOSED, IN_PLAN, OPEN, active_plan_ids, is_locked, new_account
 from tests.unit.domain.builders import (
     account,
     apply,

@@ -8,12 +8,16 @@ from fractions import Fraction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.account import Account, credit, evolve, held, new_account
+from domain.activity_run import execute
 from domain.commands import PostDunningChargeReversal, PostDunningInterestReversal
 from domain.events import InputEvent
-from domain.notice import execute, record_proposals, reverse
+from domain.ingest import evolve
 from domain.procedures import Procedure
-from domain.proposal import Proposal, propose
+from domain.proposal_run import propose
+from domain.reversal import reverse
+from domain.review import record_proposals
+from domain.settlement import credit, held
+from domain.state import Account, Proposal, new_account
 from tests.unit.domain.builders import ACCOUNT, apply, digest, dunning_fields
 from tests.unit.domain.strategies import BASE, dunned_accounts, interleavings, streams
 

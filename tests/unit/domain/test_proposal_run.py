@@ -4,10 +4,12 @@ from dataclasses import replace
 from decimal import Decimal
 
 from domain import ids
-from domain.account import Account
-from domain.notice import execute, record_proposals, reverse
+from domain.activity_run import execute
 from domain.procedures import Procedure
-from domain.proposal import Evaluation, Proposal, propose
+from domain.proposal_run import Evaluation, propose
+from domain.reversal import reverse
+from domain.review import record_proposals
+from domain.state import Account, Proposal
 from tests.unit.domain.builders import (
     account,
     apply,

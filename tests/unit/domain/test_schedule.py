@@ -5,8 +5,9 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.notice import execute, record_proposals
-from domain.proposal import propose
+from domain.activity_run import execute
+from domain.proposal_run import propose
+from domain.review import record_proposals
 from domain.schedule import next_evaluation_day
 from tests.unit.domain.builders import account, day, invoice, item, lock, standard, upsert
 from tests.unit.domain.strategies import BASE, dunned_accounts

@@ -7,7 +7,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from domain.account import Account, new_account
+from domain.state import Account, new_account
 from processors.state_codec import FORMAT_VERSION, pack, unpack
 from tests.unit.domain.builders import account, day, invoice, item, pay, upsert
 from tests.unit.domain.strategies import dunned_accounts

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import schemas
-from domain.account import evolve, new_account
 from domain.errors import Rejected
+from domain.ingest import evolve
+from domain.state import new_account
 from processors import convert, limits
 from processors.deadletter import Unusable
 from processors.state import StoredAccount

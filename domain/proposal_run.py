@@ -11,96 +11,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from domain import ids
-from domain.account import CANCELLED, CLOSED, IN_PLAN, Account, Item, group_last_notice_day
 from domain.money import div_round_half_up
 from domain.procedures import Procedure, Terms
-
-__all__ = [
-    "Evaluation",
-    "LeftOutItem",
-    "LevelChange",
-    "Proposal",
-    "ProposedItem",
-    "item_level",
-    "propose",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class ProposedItem:
-    """An item listed on the proposal (``new_level >= 1``).
-
-    ``reason`` is ``"advanced"``, ``"held"`` (stays at its level) or ``"decreased"``.
-    ``interest`` is the item's share of the notice's interest (0 without interest);
-    ``interest_from`` the day its interest runs from (``None`` when the notice level
-    has no interest). ``last_dunned_date`` and ``interest_until_date`` are the item's
-    values before the notice; execution checks they have not changed.
-    """
-
-    item_id: str
-    invoice_id: str
-    open_amount: int
-    due_date: int
-    days_in_arrears: int
-    previous_level: int
-    new_level: int
-    reason: str
-    interest: int
-    interest_from: int | None
-    last_dunned_date: int | None
-    interest_until_date: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class LevelChange:
-    """An item of the group that is not listed but whose level changes (to 0)."""
-
-    item_id: str
-    previous_level: int
-    new_level: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class LeftOutItem:
-    """An item of the group left off the notice, and why.
-
-    Reasons: ``locked``, ``paid``, ``cancelled``, ``not_due``, ``installment_plan``,
-    ``below_days_in_arrears``, ``below_min_item_amount``. (A whole group with an
-    undecided proposal of an earlier run is left out as ``pending_proposal``:
-    ``Evaluation.pending_groups``.)
-    """
-
-    item_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    """A proposed notice for one dunning group (the ``DunningProposed`` record).
-
-    Amounts are minor units of ``currency``; dates are day numbers.
-    ``last_notice_date`` is the as-of day of the group's last notice in effect when it
-    was proposed (execution checks it has not changed).
-    """
-
-    proposal_id: str
-    run_id: str
-    account_id: str
-    procedure_id: str
-    dunning_group: str
-    currency: str
-    as_of_date: int
-    level: int
-    activities: tuple[str, ...]
-    charge: int
-    interest: int
-    total_due: int
-    items: tuple[ProposedItem, ...]
-    level_changes: tuple[LevelChange, ...]
-    left_out: tuple[LeftOutItem, ...]
-    auto_approve: bool
-    last_notice_date: int | None
+from domain.state import (
+    CANCELLED,
+    CLOSED,
+    IN_PLAN,
+    Account,
+    Item,
+    LeftOutItem,
+    LevelChange,
+    Proposal,
+    ProposedItem,
+    group_last_notice_day,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,10 @@
-"""Review, the activity run (stage 2) and reversal: RULES.md "Review", "Activity run".
+"""The activity run, stage 2 of RULES.md: an approved proposal becomes one notice.
 
-- :func:`record_proposals` keeps a run's proposals pending on the account;
-  :func:`drop_run` deletes them (only while none of the run was executed here).
 - :func:`execute` turns one pending proposal into exactly one notice: its commands, the
   new dunning fields of the group's items and the ``DunningNoticeIssued`` history
   payload. Executing again returns the same notice, rebuilt from state.
-- :func:`reject` drops a pending proposal; nothing else changes.
-- :func:`reverse` undoes a notice, whole or for single items, with compensating postings.
+- :func:`execute_approved` executes it unless the account changed since the proposal run
+  (:func:`refusal`); then :func:`not_executed` gives the ``ProposalNotExecuted`` record.
 """
 
 from __future__ import annotations
@@ -15,29 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from domain import ids
-from domain.account import (
-    CANCELLED,
-    CLOSED,
-    IN_PLAN,
-    OPEN,
-    Account,
-    ExecutedNotice,
-    Item,
-    NoticeLine,
-    active_plan_ids,
-    group_last_notice_day,
-    is_locked,
-    notice_ids,
-)
 from domain.commands import (
     Command,
     DeactivateInstallmentPlan,
     NoticeItem,
     NotifyAgent,
     PostDunningCharge,
-    PostDunningChargeReversal,
     PostDunningInterest,
-    PostDunningInterestReversal,
     PrintDunningLetter,
     Recipient,
     ReleaseToCollectionAgency,
@@ -47,32 +29,25 @@ from domain.commands import (
 from domain.errors import Rejected
 from domain.history import (
     DunningNoticeIssued,
-    DunningNoticeReversed,
     NoticeItemChange,
-    NoticeReversalRefused,
     ProposalNotExecuted,
-    ProposalRejectedHistory,
 )
-from domain.proposal import Proposal
-
-__all__ = [
-    "PAY_WITHIN_DAYS",
-    "Notice",
-    "Reversal",
-    "drop_run",
-    "execute",
-    "execute_approved",
-    "executed_run",
-    "find_notice",
-    "not_executed",
-    "notices_of_run",
-    "record_proposals",
-    "refusal",
-    "reject",
-    "reverse",
-    "reversal_refused",
-    "run_executed",
-]
+from domain.review import executed_index
+from domain.state import (
+    CANCELLED,
+    CLOSED,
+    IN_PLAN,
+    OPEN,
+    Account,
+    ExecutedNotice,
+    Item,
+    NoticeLine,
+    Proposal,
+    active_plan_ids,
+    group_last_notice_day,
+    is_locked,
+    notice_ids,
+)
 
 PAY_WITHIN_DAYS = 14
 """A letter's ``pay_by`` is its as-of date plus this many days."""
@@ -90,111 +65,6 @@ class Notice:
     history: DunningNoticeIssued
 
 
-@dataclass(frozen=True, slots=True)
-class Reversal:
-    """The outcome of a reversal request for one notice.
-
-    With nothing left to reverse, ``commands`` is empty and ``history`` is ``None``.
-    """
-
-    reversal_id: str
-    notice_id: str
-    account_id: str
-    commands: tuple[Command, ...]
-    history: DunningNoticeReversed | None
-
-
-# -- review ------------------------------------------------------------------------------
-
-
-def run_executed(account: Account, run_id: str) -> bool:
-    """Whether any proposal of run ``run_id`` was executed on this account."""
-    return any(n.run_id == run_id for n in account.notices)
-
-
-def notices_of_run(account: Account, run_id: str) -> tuple[str, ...]:
-    """Notice ids of the run's executed notices on this account (to reverse a run)."""
-    return tuple(
-        notice_ids(account.account_id, n)[1] for n in account.notices if n.run_id == run_id
-    )
-
-
-def executed_run(account: Account, proposal_id: str) -> str | None:
-    """The run id of the notice that executed ``proposal_id`` here, or ``None``."""
-    index = _executed_index(account, proposal_id)
-    return account.notices[index].run_id if index >= 0 else None
-
-
-def _executed_index(account: Account, proposal_id: str) -> int:
-    for index, n in enumerate(account.notices):
-        if notice_ids(account.account_id, n)[0] == proposal_id:
-            return index
-    return -1
-
-
-def record_proposals(account: Account, proposals: Iterable[Proposal]) -> Account:
-    """``account`` with ``proposals`` pending (a proposal already pending or already
-    executed is not added again)."""
-    pending = list(account.pending)
-    known = {p.proposal_id for p in pending}
-    added = False
-    for p in proposals:
-        if p.account_id != account.account_id:
-            raise Rejected(
-                "wrong_account", f"proposal for {p.account_id!r} given to {account.account_id!r}"
-            )
-        if p.proposal_id in known or _executed_index(account, p.proposal_id) >= 0:
-            continue
-        pending.append(p)
-        known.add(p.proposal_id)
-        added = True
-    if not added:
-        return account
-    return replace(account, pending=tuple(pending))
-
-
-def drop_run(account: Account, run_id: str) -> Account:
-    """``account`` without the run's pending proposals (deleting a proposal run).
-
-    Raises ``Rejected("run_executed")`` when a proposal of the run was executed here.
-    """
-    if run_executed(account, run_id):
-        raise Rejected("run_executed", f"run {run_id!r} has executed notices and cannot be deleted")
-    pending = tuple(p for p in account.pending if p.run_id != run_id)
-    if len(pending) == len(account.pending):
-        return account
-    return replace(account, pending=pending)
-
-
-def reject(
-    account: Account, proposal_id: str, decided_by: str, reason: str
-) -> tuple[Account, ProposalRejectedHistory | None]:
-    """Drop a pending proposal. Nothing else changes.
-
-    An unknown or already rejected proposal gives ``(account, None)``; an executed one
-    raises ``Rejected("proposal_executed")``.
-    """
-    for p in account.pending:
-        if p.proposal_id == proposal_id:
-            history = ProposalRejectedHistory(
-                event_id=ids.history_event_id("ProposalRejected", proposal_id),
-                account_id=account.account_id,
-                proposal_id=proposal_id,
-                run_id=p.run_id,
-                decided_by=decided_by,
-                reason=reason,
-                as_of_date=p.as_of_date,
-            )
-            pending = tuple(x for x in account.pending if x.proposal_id != proposal_id)
-            return replace(account, pending=pending), history
-    if _executed_index(account, proposal_id) >= 0:
-        raise Rejected("proposal_executed", f"proposal {proposal_id!r} was already executed")
-    return account, None
-
-
-# -- activity run --------------------------------------------------------------------------
-
-
 def execute(account: Account, proposal_id: str) -> tuple[Account, Notice]:
     """Execute a pending proposal: exactly one notice.
 
@@ -204,7 +74,7 @@ def execute(account: Account, proposal_id: str) -> tuple[Account, Notice]:
     or another notice of the group was executed or reversed):
     ``Rejected("stale_proposal")``; the run can be deleted and started again.
     """
-    index = _executed_index(account, proposal_id)
+    index = executed_index(account, proposal_id)
     if index >= 0:
         return account, _build_notice(account, account.notices[index])
     proposal = next((p for p in account.pending if p.proposal_id == proposal_id), None)
@@ -330,7 +200,7 @@ def execute_approved(
     changed since the proposal run (:func:`refusal`), a ``ProposalNotExecuted`` record;
     the proposal is then no longer pending (the next proposal run looks at the group
     afresh). Not pending and never executed: ``Rejected("unknown_proposal")``."""
-    if _executed_index(account, proposal_id) >= 0:
+    if executed_index(account, proposal_id) >= 0:
         return execute(account, proposal_id)
     proposal = next((p for p in account.pending if p.proposal_id == proposal_id), None)
     if proposal is None:
@@ -402,7 +272,7 @@ def _notice_items(account: Account, notice: ExecutedNotice) -> tuple[NoticeItem,
     )
 
 
-def _item_changes(
+def item_changes(
     notice: ExecutedNotice, lines: Iterable[NoticeLine], undo: bool
 ) -> tuple[NoticeItemChange, ...]:
     result = []
@@ -544,7 +414,7 @@ def _build_notice(account: Account, notice: ExecutedNotice) -> Notice:
         interest=notice.interest,
         total_due=total_due,
         as_of_date=notice.as_of,
-        items=_item_changes(notice, notice.lines, undo=False),
+        items=item_changes(notice, notice.lines, undo=False),
         command_ids=tuple(c.command_id for c in commands),
     )
     return Notice(
@@ -560,145 +430,3 @@ def _build_notice(account: Account, notice: ExecutedNotice) -> Notice:
 # -- reversal ------------------------------------------------------------------------------
 
 
-def find_notice(account: Account, notice_id: str) -> int:
-    """Position of the executed notice ``notice_id`` in ``account.notices``, or -1."""
-    for index, n in enumerate(account.notices):
-        if notice_ids(account.account_id, n)[1] == notice_id:
-            return index
-    return -1
-
-
-def reverse(
-    account: Account,
-    notice_id: str,
-    item_ids: tuple[str, ...] | None,
-    reversal_id: str,
-    requested_by: str,
-    reason: str,
-) -> tuple[Account, Reversal]:
-    """Reverse an executed notice, whole (``item_ids=None``) or for single items.
-
-    The items' level, last-dunned and interest-until days return to what they were
-    before the notice; their interest shares are reversed by a
-    ``PostDunningInterestReversal``; the charge is reversed (``PostDunningChargeReversal``)
-    together with the last listed item still in effect. An item can only be reversed
-    while no later notice that is still in effect for it exists
-    (``Rejected("later_notice_in_effect")``: reverse the later one first). Items that are
-    already reversed are skipped; with nothing left, no command and no history.
-    """
-    index = find_notice(account, notice_id)
-    if index < 0:
-        raise Rejected("unknown_notice", f"notice {notice_id!r} is not known on this account")
-    notice = account.notices[index]
-    done = set(notice.reversed_items)
-    if item_ids is None:
-        targets = [line for line in notice.lines if line.item_id not in done]
-    else:
-        on_notice = {line.item_id for line in notice.lines}
-        for iid in item_ids:
-            if iid not in on_notice:
-                raise Rejected("item_not_in_notice", f"item {iid!r} is not on notice {notice_id}")
-        wanted = set(item_ids)
-        targets = [
-            line for line in notice.lines if line.item_id in wanted and line.item_id not in done
-        ]
-    if not targets:
-        return account, Reversal(reversal_id, notice_id, account.account_id, (), None)
-
-    target_ids = {line.item_id for line in targets}
-    for later in account.notices[index + 1 :]:
-        for line in later.lines:
-            if line.item_id in target_ids and line.item_id not in later.reversed_items:
-                raise Rejected(
-                    "later_notice_in_effect",
-                    f"item {line.item_id!r} is on a later notice still in effect; reverse it first",
-                )
-    by_id = {it.item_id: it for it in account.items}
-    restored: dict[str, Item] = {}
-    for line in targets:
-        it = by_id[line.item_id]
-        if (it.level, it.last_dunned_day, it.interest_until_day) != notice.new_values(line):
-            raise Rejected(
-                "state_mismatch", f"item {it.item_id!r} no longer has the values the notice gave it"
-            )
-        restored[it.item_id] = replace(
-            it,
-            level=line.old_level,
-            last_dunned_day=line.old_last_dunned,
-            interest_until_day=line.old_interest_until,
-        )
-
-    listed_before = any(line.listed and line.item_id not in done for line in notice.lines)
-    after = done | target_ids
-    listed_after = any(line.listed and line.item_id not in after for line in notice.lines)
-    charge = notice.charge if listed_before and not listed_after else 0
-    interest = sum(line.interest for line in targets)
-
-    currency = notice.currency
-    account_id = account.account_id
-    commands: list[Command] = []
-    if charge:
-        commands.append(
-            PostDunningChargeReversal(
-                command_id=ids.command_id(reversal_id, "PostDunningChargeReversal"),
-                notice_id=notice_id,
-                account_id=account_id,
-                currency=currency,
-                amount=charge,
-                reverses_command_id=ids.command_id(notice_id, "PostDunningCharge"),
-            )
-        )
-    if interest:
-        commands.append(
-            PostDunningInterestReversal(
-                command_id=ids.command_id(reversal_id, "PostDunningInterestReversal"),
-                notice_id=notice_id,
-                account_id=account_id,
-                currency=currency,
-                amount=interest,
-                reverses_command_id=ids.command_id(notice_id, "PostDunningInterest"),
-            )
-        )
-    reversed_ids = tuple(line.item_id for line in targets)
-    history = DunningNoticeReversed(
-        event_id=ids.history_event_id("DunningNoticeReversed", reversal_id),
-        account_id=account_id,
-        reversal_id=reversal_id,
-        notice_id=notice_id,
-        run_id=notice.run_id,
-        item_ids=reversed_ids,
-        charge=charge,
-        interest=interest,
-        items=_item_changes(notice, targets, undo=True),
-        command_ids=tuple(c.command_id for c in commands),
-        reason=reason,
-        requested_by=requested_by,
-        as_of_date=notice.as_of,
-    )
-    new_notice = replace(notice, reversed_items=tuple(sorted(after)))
-    notices = (*account.notices[:index], new_notice, *account.notices[index + 1 :])
-    new_account = replace(
-        account,
-        items=tuple(restored.get(it.item_id, it) for it in account.items),
-        notices=notices,
-    )
-    return new_account, Reversal(reversal_id, notice_id, account_id, tuple(commands), history)
-
-
-def reversal_refused(
-    account: Account, notice_id: str, reversal_id: str, requested_by: str, refused: Rejected
-) -> NoticeReversalRefused:
-    """The history record of a reversal that :func:`reverse` refused (``refused``)."""
-    index = find_notice(account, notice_id)
-    notice = account.notices[index] if index >= 0 else None
-    return NoticeReversalRefused(
-        event_id=ids.history_event_id("NoticeReversalRefused", reversal_id),
-        account_id=account.account_id,
-        notice_id=notice_id,
-        run_id=notice.run_id if notice is not None else "",
-        reversal_id=reversal_id,
-        reason=refused.code,
-        detail=refused.detail,
-        requested_by=requested_by,
-        as_of_date=notice.as_of if notice is not None else 0,
-    )

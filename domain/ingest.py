@@ -1,0 +1,348 @@
+"""The ingest fold: how one input event changes an account (RULES.md "Account state
+(ingest)").
+
+:func:`evolve` applies an event at most once by its ``event_id`` and hands the account's
+facts to :mod:`domain.settlement`, which derives the items' status and open amounts from
+the set of facts, never from the order they arrived in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from typing import Any
+
+from domain.errors import Rejected
+from domain.events import (
+    AccountUpserted,
+    DueDateChanged,
+    DunningLockReleased,
+    DunningLockSet,
+    InputEvent,
+    InstallmentPlanCancelled,
+    InstallmentPlanCreated,
+    InvoiceCancelled,
+    InvoiceIssued,
+    PaymentReceived,
+    PaymentReversed,
+)
+from domain.money import MINOR_UNITS
+from domain.settlement import materialize, resettled
+from domain.state import (
+    IN_PLAN,
+    OPEN,
+    Account,
+    Invoice,
+    Item,
+    Lock,
+    Master,
+    Payment,
+    Plan,
+    with_changes,
+)
+
+_SEEN_KEY = 8
+_SEEN_DIGEST = 4
+_SEEN_SIZE = _SEEN_KEY + _SEEN_DIGEST
+
+
+def _hash(data: bytes, size: int) -> bytes:
+    return hashlib.blake2b(data, digest_size=size).digest()
+
+
+def _find_seen(seen: bytes, key: bytes) -> int:
+    i = seen.find(key)
+    while i >= 0:
+        if i % _SEEN_SIZE == 0:
+            return i
+        i = seen.find(key, i + 1)
+    return -1
+
+
+def evolve(account: Account, event: InputEvent, digest: bytes) -> Account:
+    """``account`` after ``event``, applied at most once by ``event_id``.
+
+    ``digest`` identifies the event's content (the processor hashes the record). An
+    event id seen before with the same digest returns ``account`` itself, unchanged; with
+    another digest it raises ``Rejected("duplicate_event_id")``. Input that makes no
+    sense raises :class:`Rejected` and leaves the account as it was.
+    """
+    key = _hash(event.event_id.encode(), _SEEN_KEY)
+    dig = _hash(digest, _SEEN_DIGEST)
+    seen = account.seen
+    if seen:
+        pos = _find_seen(seen, key)
+        if pos >= 0:
+            if seen[pos + _SEEN_KEY : pos + _SEEN_SIZE] == dig:
+                return account
+            raise Rejected(
+                "duplicate_event_id",
+                f"event id {event.event_id!r} was applied before with other content",
+            )
+    if event.account_id != account.account_id:
+        raise Rejected(
+            "wrong_account",
+            f"event for account {event.account_id!r} given to account {account.account_id!r}",
+        )
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        raise Rejected("unknown_event", f"no rule for {type(event).__name__}")
+    changes = handler(account, event)
+    changes["seen"] = seen + key + dig
+    return with_changes(account, changes)
+
+
+def _currency(currency: str) -> None:
+    if currency not in MINOR_UNITS:
+        raise Rejected("unknown_currency", f"unknown currency {currency!r}")
+
+
+def _positive(what: str, amount: int) -> None:
+    if amount <= 0:
+        raise Rejected("non_positive_amount", f"{what} must be positive, got {amount}")
+
+
+def _insert_id(values: tuple[str, ...], value: str) -> tuple[str, ...]:
+    if value in values:
+        return values
+    return tuple(sorted((*values, value)))
+
+
+def _on_account_upserted(account: Account, e: AccountUpserted) -> dict[str, Any]:
+    _currency(e.currency)
+    if not e.dunning_procedure:
+        raise Rejected("missing_field", "dunning_procedure must not be empty")
+    master = Master(
+        name=e.name,
+        language=e.language,
+        currency=e.currency,
+        dunning_procedure=e.dunning_procedure,
+        postal_address=e.postal_address,
+        email=e.email or None,
+    )
+    if master == account.master:
+        return {}
+    return {"master": master}
+
+
+def _on_lock_set(account: Account, e: DunningLockSet) -> dict[str, Any]:
+    if e.valid_from > e.valid_to:
+        raise Rejected("invalid_lock_period", f"lock {e.lock_id!r}: valid_from is after valid_to")
+    lock = Lock(e.lock_id, e.reason, e.valid_from, e.valid_to, e.item_id or None)
+    locks = [x for x in account.locks if x.lock_id != e.lock_id]
+    locks.append(lock)
+    locks.sort(key=lambda x: x.lock_id)
+    return {"locks": tuple(locks)}
+
+
+def _on_lock_released(account: Account, e: DunningLockReleased) -> dict[str, Any]:
+    locks = tuple(x for x in account.locks if x.lock_id != e.lock_id)
+    if len(locks) == len(account.locks):
+        return {}
+    return {"locks": locks}
+
+
+def _instalment_ids(account: Account) -> set[str]:
+    return {i.item_id for p in account.plans for i in p.installments}
+
+
+def _on_invoice_issued(account: Account, e: InvoiceIssued) -> dict[str, Any]:
+    _currency(e.currency)
+    if not e.items:
+        raise Rejected("empty_invoice", f"invoice {e.invoice_id!r} has no items")
+    item_ids = [x.item_id for x in e.items]
+    if len(set(item_ids)) != len(item_ids):
+        raise Rejected("duplicate_item_id", f"invoice {e.invoice_id!r} names an item twice")
+    for x in e.items:
+        _positive(f"item {x.item_id!r} amount", x.amount)
+    for inv in account.invoices:
+        if inv.invoice_id == e.invoice_id:
+            same = (
+                inv.currency == e.currency
+                and inv.issued_day == e.issued_on
+                and sorted(
+                    (it.item_id, it.amount, it.procedure, it.group)
+                    for it in account.items
+                    if it.invoice_id == e.invoice_id and it.plan_id is None
+                )
+                == sorted(
+                    (x.item_id, x.amount, x.dunning_procedure or None, x.dunning_group or "")
+                    for x in e.items
+                )
+            )
+            if same:
+                return {}
+            raise Rejected(
+                "invoice_conflict", f"invoice {e.invoice_id!r} was issued before with other content"
+            )
+    known = {it.item_id for it in account.items} | _instalment_ids(account)
+    clash = sorted(set(item_ids) & known)
+    if clash:
+        raise Rejected("duplicate_item_id", f"item id {clash[0]!r} is already used on the account")
+    pending_due = dict(account.due_changes)
+    new_items = list(account.items)
+    for x in e.items:
+        new_items.append(
+            Item(
+                item_id=x.item_id,
+                invoice_id=e.invoice_id,
+                currency=e.currency,
+                amount=x.amount,
+                due_day=pending_due.pop(x.item_id, x.due_date),
+                procedure=x.dunning_procedure or None,
+                group=x.dunning_group or "",
+                plan_id=None,
+                status=OPEN,
+                open_amount=0,
+            )
+        )
+    invoices = tuple(
+        sorted(
+            (*account.invoices, Invoice(e.invoice_id, e.currency, e.issued_on)), key=_invoice_key
+        )
+    )
+    return resettled(
+        account,
+        invoices=invoices,
+        items=materialize(new_items, account.plans, pending_due),
+        due_changes=tuple(sorted(pending_due.items())),
+    )
+
+
+def _invoice_key(inv: Invoice) -> str:
+    return inv.invoice_id
+
+
+def _on_invoice_cancelled(account: Account, e: InvoiceCancelled) -> dict[str, Any]:
+    if e.invoice_id in account.cancelled_invoices:
+        return {}
+    return resettled(
+        account, cancelled_invoices=_insert_id(account.cancelled_invoices, e.invoice_id)
+    )
+
+
+def _payment_key(p: Payment) -> tuple[int, str]:
+    return (p.received_day, p.payment_id)
+
+
+def _on_payment_received(account: Account, e: PaymentReceived) -> dict[str, Any]:
+    _currency(e.currency)
+    _positive(f"payment {e.payment_id!r} amount", e.amount)
+    allocations = tuple(e.allocations or ())
+    for a in allocations:
+        _positive(f"allocation to {a.item_id!r}", a.amount)
+    if sum(a.amount for a in allocations) > e.amount:
+        raise Rejected(
+            "allocations_exceed_amount",
+            f"payment {e.payment_id!r}: allocations add up to more than its amount",
+        )
+    payment = Payment(e.payment_id, e.amount, e.currency, e.received_on, allocations)
+    for p in account.payments:
+        if p.payment_id == e.payment_id:
+            if p == payment:
+                return {}
+            raise Rejected(
+                "payment_conflict",
+                f"payment {e.payment_id!r} was received before with other content",
+            )
+    payments = tuple(sorted((*account.payments, payment), key=_payment_key))
+    return resettled(account, payments=payments)
+
+
+def _on_payment_reversed(account: Account, e: PaymentReversed) -> dict[str, Any]:
+    if e.payment_id in account.reversed_payments:
+        return {}
+    return resettled(
+        account, reversed_payments=_insert_id(account.reversed_payments, e.payment_id)
+    )
+
+
+def _on_due_date_changed(account: Account, e: DueDateChanged) -> dict[str, Any]:
+    items = account.items
+    for index, it in enumerate(items):
+        if it.item_id == e.item_id:
+            if it.due_day == e.due_date:
+                return {}
+            changed = (*items[:index], replace(it, due_day=e.due_date), *items[index + 1 :])
+            return resettled(account, items=changed)
+    pending = dict(account.due_changes)
+    pending[e.item_id] = e.due_date
+    return {"due_changes": tuple(sorted(pending.items()))}
+
+
+def _on_plan_created(account: Account, e: InstallmentPlanCreated) -> dict[str, Any]:
+    where = f"instalment plan {e.plan_id!r}"
+    sources = tuple(e.item_ids)
+    if not sources:
+        raise Rejected("empty_plan", f"{where} names no source item")
+    if not e.installments:
+        raise Rejected("empty_plan", f"{where} has no instalment")
+    if len(set(sources)) != len(sources):
+        raise Rejected("duplicate_item_id", f"{where} names a source item twice")
+    inst_ids = [i.item_id for i in e.installments]
+    if len(set(inst_ids)) != len(inst_ids):
+        raise Rejected("duplicate_item_id", f"{where} names an instalment twice")
+    for i in e.installments:
+        _positive(f"{where} instalment {i.item_id!r} amount", i.amount)
+    plan = Plan(e.plan_id, sources, tuple(e.installments))
+    for p in account.plans:
+        if p.plan_id == e.plan_id:
+            if p == plan:
+                return {}
+            raise Rejected("plan_conflict", f"{where} was created before with other content")
+    known = {it.item_id: it for it in account.items}
+    used = set(known) | _instalment_ids(account) | set(sources)
+    clash = sorted(set(inst_ids) & used)
+    if clash:
+        raise Rejected("duplicate_item_id", f"{where}: instalment id {clash[0]!r} is already used")
+    currencies = {known[s].currency for s in sources if s in known}
+    if len(currencies) > 1:
+        raise Rejected(
+            "plan_currency_mismatch",
+            f"{where}: source items are in {', '.join(sorted(currencies))}",
+        )
+    for s in sources:
+        it = known.get(s)
+        if it is None:
+            continue
+        if it.plan_id is not None:
+            raise Rejected("nested_plan", f"{where}: source {s!r} is itself an instalment")
+        if it.status == IN_PLAN:
+            raise Rejected("item_in_active_plan", f"{where}: source {s!r} is in an active plan")
+    pending_due = dict(account.due_changes)
+    plans = tuple(sorted((*account.plans, plan), key=_plan_key))
+    return resettled(
+        account,
+        plans=plans,
+        items=materialize(list(account.items), plans, pending_due),
+        due_changes=tuple(sorted(pending_due.items())),
+    )
+
+
+def _plan_key(p: Plan) -> str:
+    return p.plan_id
+
+
+def _on_plan_cancelled(account: Account, e: InstallmentPlanCancelled) -> dict[str, Any]:
+    if e.plan_id in account.cancelled_plans:
+        return {}
+    return resettled(account, cancelled_plans=_insert_id(account.cancelled_plans, e.plan_id))
+
+
+_HANDLERS: dict[type, Any] = {
+    AccountUpserted: _on_account_upserted,
+    DunningLockSet: _on_lock_set,
+    DunningLockReleased: _on_lock_released,
+    InvoiceIssued: _on_invoice_issued,
+    InvoiceCancelled: _on_invoice_cancelled,
+    PaymentReceived: _on_payment_received,
+    PaymentReversed: _on_payment_reversed,
+    DueDateChanged: _on_due_date_changed,
+    InstallmentPlanCreated: _on_plan_created,
+    InstallmentPlanCancelled: _on_plan_cancelled,
+}
+
+
+# -- derivation ----------------------------------------------------------------------------
+
+

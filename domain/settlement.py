@@ -1,0 +1,257 @@
+"""How an account's facts settle into each item's status and open amount.
+
+The account keeps the *facts* it has seen (master data, locks, invoices and their items,
+payments, cancellations, reversals, instalment plans, due-date changes) and derives from
+them, after every change, each item's ``status`` and ``open_amount``. The derivation
+(:func:`settle`) looks only at the set of facts, never at the order they arrived in:
+
+1. Status of each item: an item of a cancelled invoice is ``CANCELLED``; an instalment
+   of a cancelled plan is ``CLOSED``; a source item of an active plan is ``IN_PLAN``;
+   anything else is ``OPEN``. Only ``OPEN`` and ``IN_PLAN`` items have an open amount.
+2. Payments that are not reversed, in order of (received day, payment id), apply their
+   allocations, in the order given, to the items they name: an allocation clears what
+   it can of its item; the rest, or the whole allocation when the item is cancelled or
+   in another currency than the payment, joins the payment's unallocated rest. An
+   allocation to an item the account does not know yet is *held*: it is neither
+   applied nor unallocated until the item arrives. An allocation to an instalment of a
+   cancelled plan is re-applied to the plan's source items in (due day, item id) order.
+3. The unallocated money of every currency then clears the ``OPEN`` items of that
+   currency in (due day, item id) order; what is left is the account's credit in that
+   currency (:func:`credit`), used the same way by items that arrive later.
+
+Instalment plans: a plan becomes effective when all its source items are known (the
+invoice, and the account, may arrive after the plan, on other topics): until then it is
+held, its amounts kept exactly in thousandths of a unit, and converted to minor units of
+its sources' currency when it takes effect. Its instalments then become items
+of their own (``invoice_id`` and ``plan_id`` are the plan id; currency, procedure and
+dunning group those of the plan's first source item). While it is active, its sources
+are ``IN_PLAN``: not dunned, and no unallocated money. When it is cancelled, its
+instalments are closed and the sources are ``OPEN`` again with the level and interest
+date they had (a plan never changes them). What was paid on the instalments is not
+lost: allocations to them move to the sources (step 2) and unallocated money now
+clears the sources like any open item (step 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from domain.money import milli_to_minor
+from domain.state import CANCELLED, CLOSED, IN_PLAN, OPEN, Account, Item, Payment, Plan
+
+
+def materialize(
+    items: list[Item], plans: Iterable[Plan], pending_due: dict[str, int]
+) -> list[Item]:
+    """Add the instalments of every plan whose sources are all known and of one currency.
+
+    Due-date changes that arrived before an instalment are taken from ``pending_due``.
+    """
+    by_id = {it.item_id: it for it in items}
+    for plan in plans:
+        if plan.installments[0].item_id in by_id:
+            continue
+        sources = [by_id.get(s) for s in plan.item_ids]
+        if any(s is None for s in sources):
+            continue
+        if len({s.currency for s in sources if s is not None}) != 1:
+            continue
+        first = sources[0]
+        assert first is not None
+        amounts = _instalment_amounts(plan, first.currency)
+        if amounts is None:
+            continue
+        for inst, amount in zip(plan.installments, amounts, strict=True):
+            item = Item(
+                item_id=inst.item_id,
+                invoice_id=plan.plan_id,
+                currency=first.currency,
+                amount=amount,
+                due_day=pending_due.pop(inst.item_id, inst.due_date),
+                procedure=first.procedure,
+                group=first.group,
+                plan_id=plan.plan_id,
+                status=OPEN,
+                open_amount=0,
+            )
+            items.append(item)
+            by_id[item.item_id] = item
+    items.sort(key=_item_key)
+    return items
+
+
+def _instalment_amounts(plan: Plan, currency: str) -> list[int] | None:
+    """The plan's instalment amounts in minor units of ``currency`` (they are kept in
+    thousandths until the currency is known); ``None`` when one has more decimals than
+    the currency allows: the plan then never takes effect (``plan_status``)."""
+    amounts = []
+    for inst in plan.installments:
+        amount = milli_to_minor(inst.amount, currency)
+        if amount is None:
+            return None
+        amounts.append(amount)
+    return amounts
+
+
+def plan_status(account: Account, plan: Plan) -> str:
+    """``active``, ``cancelled`` (with its instalments), ``waiting_for_items`` (a source
+    item is not known yet; the plan is held), ``currency_mismatch`` (its sources are in
+    several currencies) or ``amount_not_in_currency`` (an instalment amount has more
+    decimals than the sources' currency)."""
+    by_id = {it.item_id: it for it in account.items}
+    if plan.installments[0].item_id in by_id:
+        return "cancelled" if plan.plan_id in account.cancelled_plans else "active"
+    sources = [by_id.get(s) for s in plan.item_ids]
+    if any(s is None for s in sources):
+        return "waiting_for_items"
+    if len({s.currency for s in sources if s is not None}) != 1:
+        return "currency_mismatch"
+    return "amount_not_in_currency"
+
+
+def _item_key(it: Item) -> str:
+    return it.item_id
+
+
+def _clearing_key(it: Item) -> tuple[int, str]:
+    return (it.due_day, it.item_id)
+
+
+def settle(
+    account: Account, changes: dict[str, Any] | None = None
+) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]:
+    """(status by item, open amount by item, unallocated money left per currency, money
+    held for unknown items per currency), from the facts of ``account`` (with
+    ``changes`` applied) alone."""
+    c = changes or {}
+    items: tuple[Item, ...] | list[Item] = c.get("items", account.items)
+    cancelled_plans = c.get("cancelled_plans", account.cancelled_plans)
+    cancelled_invoices = c.get("cancelled_invoices", account.cancelled_invoices)
+    plans: tuple[Plan, ...] = c.get("plans", account.plans)
+    payments: tuple[Payment, ...] = c.get("payments", account.payments)
+    reversed_payments = c.get("reversed_payments", account.reversed_payments)
+    materialized = {it.plan_id for it in items if it.plan_id is not None}
+    in_plan: set[str] = set()
+    plan_sources: dict[str, tuple[str, ...]] = {}
+    for plan in plans:
+        if plan.plan_id in materialized:
+            plan_sources[plan.plan_id] = plan.item_ids
+            if plan.plan_id not in cancelled_plans:
+                in_plan.update(plan.item_ids)
+    by_id: dict[str, Item] = {}
+    status: dict[str, int] = {}
+    open_: dict[str, int] = {}
+    for it in items:
+        iid = it.item_id
+        by_id[iid] = it
+        if it.plan_id is not None:
+            st = CLOSED if it.plan_id in cancelled_plans else OPEN
+        elif it.invoice_id in cancelled_invoices:
+            st = CANCELLED
+        elif iid in in_plan:
+            st = IN_PLAN
+        else:
+            st = OPEN
+        status[iid] = st
+        open_[iid] = it.amount if st in (OPEN, IN_PLAN) else 0
+
+    pool: dict[str, int] = {}
+    waiting: dict[str, int] = {}
+    for p in payments:
+        if p.payment_id in reversed_payments:
+            continue
+        rest = p.amount
+        for a in p.allocations:
+            rest -= a.amount
+            target = by_id.get(a.item_id)
+            if target is None:
+                waiting[p.currency] = waiting.get(p.currency, 0) + a.amount
+                continue
+            left = a.amount
+            if target.currency == p.currency:
+                st = status[target.item_id]
+                if st in (OPEN, IN_PLAN):
+                    left = _take(open_, target.item_id, left)
+                elif st == CLOSED:
+                    assert target.plan_id is not None
+                    sources = sorted(
+                        (by_id[s] for s in plan_sources[target.plan_id] if s in by_id),
+                        key=_clearing_key,
+                    )
+                    for src in sources:
+                        if left == 0:
+                            break
+                        if status[src.item_id] in (OPEN, IN_PLAN) and src.currency == p.currency:
+                            left = _take(open_, src.item_id, left)
+            rest += left
+        if rest:
+            pool[p.currency] = pool.get(p.currency, 0) + rest
+
+    for currency in pool:
+        money = pool[currency]
+        if money <= 0:
+            continue
+        for it in sorted((x for x in items if x.currency == currency), key=_clearing_key):
+            if status[it.item_id] != OPEN:
+                continue
+            money = _take(open_, it.item_id, money)
+            if money == 0:
+                break
+        pool[currency] = money
+    return status, open_, pool, waiting
+
+
+def _take(open_: dict[str, int], item_id: str, money: int) -> int:
+    """Clear what ``money`` can of ``item_id``; returns the money left."""
+    due = open_[item_id]
+    if due <= 0:
+        return money
+    if money >= due:
+        open_[item_id] = 0
+        return money - due
+    open_[item_id] = due - money
+    return 0
+
+
+def resettled(account: Account, **changes: Any) -> dict[str, Any]:
+    """``changes`` plus the items with their status and open amount derived again."""
+    status, open_, _, _ = settle(account, changes)
+    items = changes.get("items", account.items)
+    settled = []
+    changed = False
+    for it in items:
+        st = status[it.item_id]
+        amount = open_[it.item_id]
+        if it.status != st or it.open_amount != amount:
+            it = Item(
+                it.item_id,
+                it.invoice_id,
+                it.currency,
+                it.amount,
+                it.due_day,
+                it.procedure,
+                it.group,
+                it.plan_id,
+                st,
+                amount,
+                it.level,
+                it.last_dunned_day,
+                it.interest_until_day,
+            )
+            changed = True
+        settled.append(it)
+    changes["items"] = tuple(settled) if changed or "items" in changes else items
+    return changes
+
+
+def credit(account: Account) -> dict[str, int]:
+    """Unallocated money left after clearing every open item, per currency (> 0 only)."""
+    _, _, pool, _ = settle(account)
+    return {cur: amount for cur, amount in sorted(pool.items()) if amount > 0}
+
+
+def held(account: Account) -> dict[str, int]:
+    """Money allocated to items the account does not know yet, per payment currency."""
+    _, _, _, waiting = settle(account)
+    return {cur: amount for cur, amount in sorted(waiting.items()) if amount > 0}
