@@ -188,6 +188,10 @@ class Settings:
     topic_prefix: str = ""
     #: Accounts a run slice or an activity run handles between two waits for the broker.
     run_batch: int = 2000
+    #: Days an account keeps what is settled and done (paid or cancelled items, notices no
+    #: longer in effect, ids of applied events) after the newest day it has seen; older
+    #: facts are compacted away (domain/retention.py; the history topic keeps everything).
+    retention_days: int = 730
     # -- security of the Kafka connection --------------------------------------------------
     #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     security_protocol: str = "PLAINTEXT"
@@ -245,6 +249,7 @@ class Settings:
             auto_approve=_bool(env, "DUNNING_AUTO_APPROVE", False),
             topic_prefix=env.get("DUNNING_TOPIC_PREFIX", ""),
             run_batch=_int(env, "DUNNING_RUN_BATCH", 2000, 1),
+            retention_days=_int(env, "DUNNING_RETENTION_DAYS", 730, 1),
             security_protocol=protocol,
             sasl_mechanism=mechanism.upper() if mechanism else None,
             sasl_username=_str(env, "DUNNING_SASL_USERNAME"),
