@@ -42,8 +42,8 @@ __all__ = [
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
-#: Record type -> the topic it is published on (CONTRACT.md). `topics.catalogue` declares
-#: the same pairs; a unit test keeps the two in step.
+#: Record type -> the topic it is published on (CONTRACT.md). The one place this is said:
+#: `topics.catalogue` takes each topic's record types from here.
 TOPICS: dict[str, str] = {
     "AccountUpserted": "billing.accounts",
     "DunningLockSet": "billing.accounts",

@@ -1,4 +1,5 @@
-"""Every topic, declared once: name, partitions, cleanup policy, retention, key, records.
+"""Every topic, declared once: name, partitions, cleanup policy, retention, key; its
+record types come from `schemas.TOPICS` (the record type -> topic map of CONTRACT.md).
 
 Account-scoped topics share one partition count (`Settings.partitions`), so an account's
 events, its table rows and the commands about it live on the same partition number.
@@ -6,7 +7,9 @@ events, its table rows and the commands about it live on the same partition numb
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import schemas
 
 DAY_MS = 24 * 3600 * 1000
 FOREVER = -1
@@ -17,14 +20,22 @@ ACCOUNT_PARTITIONS = 0
 
 @dataclass(frozen=True)
 class TopicSpec:
+    """One topic. Its record types are not declared here: they are the record types
+    `schemas.TOPICS` puts on it (none for the processor's own topics)."""
+
     name: str
-    key: str
-    records: tuple[str, ...]
+    #: The record fields a record's key is taken from: the first one set (non-empty).
+    key: tuple[str, ...] = ("account_id",)
     partitions: int = ACCOUNT_PARTITIONS
     cleanup_policy: str = "delete"
     retention_ms: int = FOREVER
     internal: bool = False
     doc: str = ""
+    records: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        records = tuple(r for r, topic in schemas.TOPICS.items() if topic == self.name)
+        object.__setattr__(self, "records", records)
 
     def partition_count(self, account_partitions: int) -> int:
         return account_partitions if self.partitions == ACCOUNT_PARTITIONS else self.partitions
@@ -61,49 +72,32 @@ ACCOUNT_INPUTS = (ACCOUNTS, INVOICES, PAYMENTS, DUE_DATES)
 INPUTS = (*ACCOUNT_INPUTS, PAYMENT_RUNS)
 
 CATALOGUE: tuple[TopicSpec, ...] = (
-    TopicSpec(ACCOUNTS, "account_id",
-              ("AccountUpserted", "DunningLockSet", "DunningLockReleased"),
-              doc="Account master data and dunning locks, from billing."),
-    TopicSpec(INVOICES, "account_id", ("InvoiceIssued", "InvoiceCancelled"),
-              doc="Invoices and their items, from billing."),
-    TopicSpec(PAYMENTS, "account_id", ("PaymentReceived", "PaymentReversed"),
-              doc="Payments and reversals, from billing."),
-    TopicSpec(DUE_DATES, "account_id",
-              ("DueDateChanged", "InstallmentPlanCreated", "InstallmentPlanCancelled"),
-              doc="Due-date changes and instalment plans, from billing."),
-    TopicSpec(PAYMENT_RUNS, "run_id", ("PaymentRunCompleted",), partitions=1,
+    TopicSpec(ACCOUNTS, doc="Account master data and dunning locks, from billing."),
+    TopicSpec(INVOICES, doc="Invoices and their items, from billing."),
+    TopicSpec(PAYMENTS, doc="Payments and reversals, from billing."),
+    TopicSpec(DUE_DATES, doc="Due-date changes and instalment plans, from billing."),
+    TopicSpec(PAYMENT_RUNS, ("run_id",), partitions=1,
               doc="One record per finished payment run; starts a proposal run."),
-    TopicSpec(PROCEDURES, "procedure_id", ("DunningProcedureDefined",), partitions=1,
-              cleanup_policy="compact", doc="Dunning procedures, the latest per id."),
-    TopicSpec(DECISIONS, "proposal_id or run_id",
-              ("ProposalApproved", "ProposalRejected", "RunApproved", "RunDeleted",
-               "ProposalRunRequested", "NoticeReversalRequested"), partitions=1,
+    TopicSpec(PROCEDURES, ("procedure_id",), partitions=1, cleanup_policy="compact",
+              doc="Dunning procedures, the latest per id."),
+    TopicSpec(DECISIONS, ("proposal_id", "run_id", "payment_run_id", "notice_id"), partitions=1,
               doc="Review decisions and requests, in the order they were taken."),
-    TopicSpec(RUNS, "run_id",
-              ("ProposalRunStarted", "ProposalRunCompleted", "ActivityRunCompleted",
-               "RunDecisionRefused"),
-              partitions=1, doc="Run lifecycle."),
-    TopicSpec(PROPOSALS, "account_id", ("DunningProposed",), doc="Stage 1 results."),
-    TopicSpec(LETTERS, "account_id", ("PrintDunningLetter",), doc="Letters to print or e-mail."),
-    TopicSpec(LOCKS, "account_id", ("SetDunningLock",), doc="Lock requests to billing."),
-    TopicSpec(COLLECTIONS, "account_id", ("ReleaseToCollectionAgency",),
-              doc="Releases to a collection agency."),
-    TopicSpec(DEPOSITS, "account_id", ("RequestSecurityDeposit",),
-              doc="Cash security deposit requests."),
-    TopicSpec(WORKFLOWS, "account_id", ("NotifyAgent", "DeactivateInstallmentPlan"),
-              doc="Agent notifications and instalment-plan deactivations."),
-    TopicSpec(POSTINGS, "account_id",
-              ("PostDunningCharge", "PostDunningInterest", "PostDunningChargeReversal",
-               "PostDunningInterestReversal"), doc="Charge and interest postings for the ledger."),
-    TopicSpec(HISTORY, "account_id",
-              ("DunningNoticeIssued", "DunningNoticeReversed", "ItemLevelChanged",
-               "history.ProposalRejected", "ProposalNotExecuted", "NoticeReversalRefused"),
-              doc="The audit log: every dunning state change, in order per account."),
-    TopicSpec(DEAD_LETTERS, "source topic", ("DeadLetter",), partitions=1,
-              retention_ms=30 * DAY_MS, doc="Inputs that could not be used, with the reason."),
-    TopicSpec(PARTITION_WORK, "account_id or partition", (), internal=True,
-              retention_ms=7 * DAY_MS, doc="Work routed to the owner of one account partition."),
-    TopicSpec(RUN_PROGRESS, "run_id", (), partitions=1, internal=True,
+    TopicSpec(RUNS, ("run_id",), partitions=1, doc="Run lifecycle."),
+    TopicSpec(PROPOSALS, doc="Stage 1 results."),
+    TopicSpec(LETTERS, doc="Letters to print or e-mail."),
+    TopicSpec(LOCKS, doc="Lock requests to billing."),
+    TopicSpec(COLLECTIONS, doc="Releases to a collection agency."),
+    TopicSpec(DEPOSITS, doc="Cash security deposit requests."),
+    TopicSpec(WORKFLOWS, doc="Agent notifications and instalment-plan deactivations."),
+    TopicSpec(POSTINGS, doc="Charge and interest postings for the ledger."),
+    TopicSpec(HISTORY, doc="The audit log: every dunning state change, in order per account."),
+    # The worker keys a dead letter by its source topic, which is no field of the record.
+    TopicSpec(DEAD_LETTERS, (), partitions=1, retention_ms=30 * DAY_MS,
+              doc="Inputs that could not be used, with the reason."),
+    # Keyed by account_id, or by partition (the worker's own records, not published here).
+    TopicSpec(PARTITION_WORK, internal=True, retention_ms=7 * DAY_MS,
+              doc="Work routed to the owner of one account partition."),
+    TopicSpec(RUN_PROGRESS, ("run_id",), partitions=1, internal=True,
               retention_ms=7 * DAY_MS, doc="Finished run slices, counted per run."),
 )
 

@@ -14,16 +14,14 @@ from schemas.codec import Codec
 from topics.broker_quirks import true_end_offsets
 from topics.catalogue import BY_NAME
 
-KEY_FIELDS = {
-    "billing.payment-runs": ("run_id",),
-    "dunning.procedures": ("procedure_id",),
-    "dunning.decisions": ("proposal_id", "run_id", "payment_run_id", "notice_id"),
-    "dunning.runs": ("run_id",),
-}
+#: The key fields of a topic the catalogue does not know.
+DEFAULT_KEY = ("account_id",)
 
 
 def key_for(topic: str, record: dict[str, Any]) -> bytes | None:
-    for name in KEY_FIELDS.get(topic, ("account_id",)):
+    """The key of a record on a catalogue topic: its first key field that is set."""
+    spec = BY_NAME.get(topic)
+    for name in spec.key if spec is not None else DEFAULT_KEY:
         value = record.get(name)
         if value:
             return str(value).encode()
