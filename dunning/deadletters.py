@@ -28,12 +28,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from config.settings import Settings, SettingsError
-from topics.clients import Received
+from aiokafka import AIOKafkaProducer
 
-TOPIC = "dunning.dead-letters"
-#: The record header a replayed record carries (processors.handlers reads it).
-REPLAY_HEADER = "dunning-replay-of"
+from config.logs import configure
+from config.settings import Settings, SettingsError
+from topics.broker import ensure_broker
+from topics.catalogue import BY_NAME, DEAD_LETTERS, REPLAY_HEADER
+from topics.clients import Received, read
+
+TOPIC = DEAD_LETTERS
 DETAIL_WIDTH = 80
 
 
@@ -180,8 +183,6 @@ class NotReplayable(ValueError):
 
 
 def check_replayable(letters: Iterable[DeadLetter]) -> None:
-    from topics.catalogue import BY_NAME
-
     for dl in letters:
         if dl.source_topic not in BY_NAME:
             raise NotReplayable(f"dead letter {dl.event_id} came from {dl.source_topic!r}, "
@@ -196,8 +197,6 @@ class Published:
 
 
 async def load(settings: Settings, idle_timeout: float = 1.0) -> tuple[list[DeadLetter], int]:
-    from topics.clients import read
-
     return collect([rec async for rec in read(settings, TOPIC, idle_timeout=idle_timeout)])
 
 
@@ -205,8 +204,6 @@ ProducerFactory = Callable[[Settings], Any]
 
 
 def _producer(settings: Settings) -> Any:
-    from aiokafka import AIOKafkaProducer
-
     return AIOKafkaProducer(**settings.producer_kwargs())
 
 
@@ -233,8 +230,6 @@ async def publish_replays(settings: Settings, replays: Sequence[Replay],
 
 # ---------------------------------------------------------------- command line
 def _settings() -> Settings:
-    from config.logs import configure
-
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -244,8 +239,6 @@ def _settings() -> Settings:
 
 
 def _ready(settings: Settings) -> None:
-    from topics.broker import ensure_broker
-
     ensure_broker(settings)
 
 

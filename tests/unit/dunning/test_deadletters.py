@@ -15,6 +15,7 @@ from config.settings import Settings
 from dunning import deadletters as dls
 from processors.deadletter import dead_letter_record
 from schemas.codec import Codec
+from topics import catalogue
 from topics.clients import Received
 
 T0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
@@ -39,7 +40,7 @@ def received(offset: int, *, topic: str = "billing.invoices", source_offset: int
 def test_the_header_is_the_one_the_worker_reads():
     from processors.handlers import REPLAY_HEADER
 
-    assert dls.REPLAY_HEADER == REPLAY_HEADER
+    assert dls.REPLAY_HEADER == REPLAY_HEADER == catalogue.REPLAY_HEADER == "dunning-replay-of"
 
 
 def test_each_dead_letter_once_latest_attempt_wins_with_the_attempt_count():
