@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from config.settings import Settings
+from config.worker_env import worker_env as dunning_worker_env
 from domain.procedures import parse_procedures
 from processors.convert import procedure_record
 from schemas.codec import Codec
@@ -166,20 +167,10 @@ async def publish_encoded(settings: Settings, grouped: Grouped) -> int:
 
 # ------------------------------------------------------------------ worker processes
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "DUNNING_EMBEDDED_PORT": str(settings.embedded_port),
-        "DUNNING_APP_ID": settings.app_id,
-        "DUNNING_PARTITIONS": str(settings.partitions),
-        "DUNNING_TOPIC_PREFIX": settings.topic_prefix,
-        "DUNNING_STATE_DIR": str(settings.state_dir),
-        "DUNNING_WEB_PORT": str(settings.web_port),
-        "DUNNING_AUTO_APPROVE": "true" if settings.auto_approve else "false",
-        "DUNNING_LOG_FORMAT": "json",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-    })
-    env.update(extra)
-    return env
+    """A benchmark worker's environment: auto-approval as set, this checkout first on the
+    module path, then `extra`."""
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return dunning_worker_env(settings, with_auto_approve=True, **{"PYTHONPATH": path, **extra})
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from config.settings import EMBEDDED, Settings
+from config.worker_env import worker_env
 from domain.money import from_minor, to_minor
 from domain.procedures import parse_procedures
 from dunning.sample import month
@@ -45,20 +46,6 @@ PROCEDURES_FILE = Path(__file__).parent / "data" / "procedures.yaml"
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def _worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "DUNNING_EMBEDDED_PORT": str(settings.embedded_port),
-        "DUNNING_APP_ID": settings.app_id,
-        "DUNNING_TOPIC_PREFIX": settings.topic_prefix,
-        "DUNNING_STATE_DIR": str(settings.state_dir),
-        "DUNNING_WEB_PORT": str(settings.web_port),
-        "DUNNING_PARTITIONS": str(settings.partitions),
-        "DUNNING_LOG_FORMAT": "json",
-    })
-    return env
 
 
 def _ready(settings: Settings) -> bool:
@@ -104,7 +91,7 @@ def run_demo(settings: Settings, accounts: int = 300) -> int:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         log_path = settings.state_dir / "worker.log"
         worker = subprocess.Popen([sys.executable, "-m", "dunning", "worker"],
-                                  env=_worker_env(settings), stdout=open(log_path, "wb"),  # noqa: SIM115
+                                  env=worker_env(settings), stdout=open(log_path, "wb"),  # noqa: SIM115
                                   stderr=subprocess.STDOUT, start_new_session=True)
         say(f"worker started (pid {worker.pid}, log {log_path}); waiting until it is ready")
         deadline = time.monotonic() + 120

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
+from config.worker_env import worker_env
 from topics.broker import EmbeddedBroker, free_port
 from topics.clients import publish, read_all
 from topics.provision import apply_topics
@@ -30,19 +31,8 @@ def make_settings(broker: EmbeddedBroker, name: str, state_dir: Path, **kw: Any)
 
 
 def env_for(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "DUNNING_EMBEDDED_PORT": str(settings.embedded_port),
-        "DUNNING_APP_ID": settings.app_id,
-        "DUNNING_PARTITIONS": str(settings.partitions),
-        "DUNNING_TOPIC_PREFIX": settings.topic_prefix,
-        "DUNNING_STATE_DIR": str(settings.state_dir),
-        "DUNNING_WEB_PORT": str(settings.web_port),
-        "DUNNING_AUTO_APPROVE": "true" if settings.auto_approve else "false",
-        "DUNNING_LOG_FORMAT": "json",
-        "DUNNING_RUN_BATCH": str(settings.run_batch),
-    })
-    return env
+    """A worker's environment with every setting the tests vary (auto-approval, run batch)."""
+    return worker_env(settings, with_auto_approve=True, DUNNING_RUN_BATCH=str(settings.run_batch))
 
 
 @dataclass
