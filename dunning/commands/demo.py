@@ -1,0 +1,19 @@
+"""`dunning demo`: the whole story on the embedded broker (the story is `dunning.demo`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dunning.commands.common import settings
+from dunning.demo import run_demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(settings(), accounts=args.accounts)
+
+
+def register(subparsers: Any) -> None:
+    d = subparsers.add_parser("demo", help="the whole story on the embedded broker")
+    d.add_argument("--accounts", type=int, default=300)
+    d.set_defaults(func=cmd_demo)
