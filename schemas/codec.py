@@ -121,96 +121,112 @@ def _full_name(node: dict[str, Any], enclosing: str) -> str:
     return f"{ns}.{name}" if ns else name
 
 
-def _generate(schema: dict[str, Any], decimal_stmts: tuple[str, ...]) -> Converter | None:
-    """A function converting every decimal of a record of `schema`, None if it has none.
+def _indented(lines: list[str]) -> list[str]:
+    return ["    " + line for line in lines]
 
-    `decimal_stmts` turn `v` (a decimal value) into its other form, in place.
-    """
-    named: dict[str, dict[str, Any]] = {}
-    funcs: dict[str, str | None] = {}
-    source: list[str] = []
 
-    def resolve(node: Any, ns: str) -> tuple[Any, str]:
+class _Generator:
+    """The source of the converter functions of one schema, built as its types are met:
+    `_r<n>` converts a record, `_e<n>` an element of an array or map."""
+
+    def __init__(self, decimal_stmts: tuple[str, ...]) -> None:
+        self.decimal_stmts = decimal_stmts
+        self.named: dict[str, dict[str, Any]] = {}
+        self.funcs: dict[str, str | None] = {}
+        self.source: list[str] = []
+
+    def resolve(self, node: Any, ns: str) -> tuple[Any, str]:
+        """A type with names and `['null', T]` unions looked through."""
         if isinstance(node, str) and node not in schemas.PRIMITIVES:
             full = node if "." in node or not ns else f"{ns}.{node}"
-            if full not in named:
+            if full not in self.named:
                 raise schemas.SchemaError(f"type {full} used before it is defined")
-            return named[full], full.rpartition(".")[0]
+            return self.named[full], full.rpartition(".")[0]
         if isinstance(node, list):
             branches = [b for b in node if b != "null"]
             if len(branches) == 1:
-                return resolve(branches[0], ns)
-            if any(has_decimal(b, ns) for b in branches):
+                return self.resolve(branches[0], ns)
+            if any(self.stmts(b, ns) != [] for b in branches):
                 raise schemas.SchemaError(f"raw codec supports only ['null', T] unions: {node}")
             return "null", ns
         if isinstance(node, dict) and isinstance(node["type"], (dict, list)):
-            return resolve(node["type"], ns)
+            return self.resolve(node["type"], ns)
         return node, ns
 
-    def has_decimal(node: Any, ns: str) -> bool:
-        return stmts(node, ns, "v") != []
-
-    def record_func(node: dict[str, Any], ns: str) -> str | None:
+    def record_func(self, node: dict[str, Any], ns: str) -> str | None:
+        """The name of the function converting a record of `node`; None if it has no
+        decimal."""
         full = _full_name(node, ns)
-        if full in funcs:
-            return funcs[full]
-        named[full] = node
-        funcs[full] = None  # provisional (no recursive types here)
+        if full in self.funcs:
+            return self.funcs[full]
+        self.named[full] = node
+        self.funcs[full] = None  # provisional (no recursive types here)
         inner = full.rpartition(".")[0]
         body: list[str] = []
         for fld in node["fields"]:
-            convert = stmts(fld["type"], inner, "v")
+            convert = self.stmts(fld["type"], inner)
             if convert:
                 body += [f"v = o.get({fld['name']!r})", "if v is not None:"]
-                body += ["    " + s for s in convert]
+                body += _indented(convert)
                 body += [f"    o[{fld['name']!r}] = v"]
         if not body:
             return None
-        name = f"_r{len(source)}"
-        source.append(
-            "\n".join([f"def {name}(r):", "    o = dict(r)"] + ["    " + s for s in body])
-            + "\n    return o\n"
+        name = f"_r{len(self.source)}"
+        self.source.append(
+            "\n".join([f"def {name}(r):", "    o = dict(r)", *_indented(body)]) + "\n    return o\n"
         )
-        funcs[full] = name
+        self.funcs[full] = name
         return name
 
-    def stmts(node: Any, ns: str, var: str) -> list[str]:
+    def stmts(self, node: Any, ns: str) -> list[str]:
         """Statements converting `v` of type `node` in place; [] if nothing to convert."""
-        node, ns = resolve(node, ns)
+        node, ns = self.resolve(node, ns)
         if not isinstance(node, dict):
             return []
         kind = node["type"]
         if kind == "bytes" and node.get("logicalType") == "decimal":
             precision = int(node["precision"])
-            return [s.format(limit=10**precision, precision=precision) for s in decimal_stmts]
+            return [s.format(limit=10**precision, precision=precision)
+                    for s in self.decimal_stmts]
         if kind in ("record", "error"):
-            func = record_func(node, ns)
+            func = self.record_func(node, ns)
             return [f"v = {func}(v)"] if func else []
         if kind in ("enum", "fixed"):
-            named[_full_name(node, ns)] = node
+            self.named[_full_name(node, ns)] = node
             return []
         if kind in ("array", "map"):
-            inner = stmts(node["items" if kind == "array" else "values"], ns, "v")
-            if not inner:
-                return []
-            if len(inner) == 1 and inner[0].startswith("v = _r") and inner[0].endswith("(v)"):
-                name = inner[0][4:-3]  # an array of records: call the record's function
-            else:
-                name = f"_e{len(source)}"
-                source.append(
-                    "\n".join([f"def {name}(v):"] + ["    " + s for s in inner])
-                    + "\n    return v\n"
-                )
-            if kind == "array":
-                return [f"v = [{name}(x) for x in v]"]
-            return [f"v = {{k: {name}(x) for k, x in v.items()}}"]
+            return self.container_stmts(node, ns)
         return []
 
-    top = record_func(schema, "")
+    def container_stmts(self, node: dict[str, Any], ns: str) -> list[str]:
+        """Statements converting every element of an array or map `v`; [] if none needs it."""
+        kind = node["type"]
+        inner = self.stmts(node["items" if kind == "array" else "values"], ns)
+        if not inner:
+            return []
+        if len(inner) == 1 and inner[0].startswith("v = _r") and inner[0].endswith("(v)"):
+            name = inner[0][4:-3]  # an array of records: call the record's function
+        else:
+            name = f"_e{len(self.source)}"
+            self.source.append(
+                "\n".join([f"def {name}(v):", *_indented(inner)]) + "\n    return v\n"
+            )
+        if kind == "array":
+            return [f"v = [{name}(x) for x in v]"]
+        return [f"v = {{k: {name}(x) for k, x in v.items()}}"]
+
+
+def _generate(schema: dict[str, Any], decimal_stmts: tuple[str, ...]) -> Converter | None:
+    """A function converting every decimal of a record of `schema`, None if it has none.
+
+    `decimal_stmts` turn `v` (a decimal value) into its other form, in place.
+    """
+    gen = _Generator(decimal_stmts)
+    top = gen.record_func(schema, "")
     if top is None:
         return None
     namespace: dict[str, Any] = {"_too_big": _too_big, "_from_bytes": int.from_bytes}
-    exec(compile("\n".join(source), f"<raw codec {schema['name']}>", "exec"), namespace)  # noqa: S102
+    exec(compile("\n".join(gen.source), f"<raw codec {schema['name']}>", "exec"), namespace)  # noqa: S102
     return cast(Converter, namespace[top])
 
 

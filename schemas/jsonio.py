@@ -32,7 +32,7 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -249,86 +249,131 @@ def _parse_timestamp(value: Any, path: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _null_from_json(value: Any, path: str, node: str) -> None:
+    if value is not None:
+        raise _Invalid(path, f"must be null, not {_describe(value)}")
+
+
+def _string_from_json(value: Any, path: str, node: str) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(path, f"must be a string, not {_describe(value)}")
+    return value
+
+
+def _boolean_from_json(value: Any, path: str, node: str) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(path, f"must be true or false, not {_describe(value)}")
+    return value
+
+
+def _whole_from_json(value: Any, path: str, node: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Invalid(path, f"must be a whole number, not {_describe(value)}")
+    low, high = _INT_RANGE[node]
+    if not low <= value <= high:
+        raise _Invalid(path, f"{value} is out of range for an Avro {node}")
+    return value
+
+
+def _number_from_json(value: Any, path: str, node: str) -> float:
+    if isinstance(value, _JsonFloat):
+        return float(value.text)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise _Invalid(path, f"must be a number, not {_describe(value)}")
+
+
+def _bytes_from_json(value: Any, path: str, node: str) -> bytes:
+    if not isinstance(value, str):
+        raise _Invalid(path, f"must be a base64 string, not {_describe(value)}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Invalid(path, "is not valid base64") from None
+
+
+#: Avro primitive type -> its parser of a JSON value (value, path, type name).
+_PRIMITIVE_FROM_JSON: dict[str, Callable[[Any, str, str], Any]] = {
+    "null": _null_from_json, "string": _string_from_json, "boolean": _boolean_from_json,
+    "int": _whole_from_json, "long": _whole_from_json,
+    "float": _number_from_json, "double": _number_from_json, "bytes": _bytes_from_json,
+}
+
+
+def _is_logical(kind: Any, logical: Any) -> bool:
+    """Is this a logical type the JSON form writes its own way (decimal, date, timestamp)?"""
+    return ((logical == "decimal" and kind == "bytes") or (logical == "date" and kind == "int")
+            or (logical in ("timestamp-millis", "timestamp-micros") and kind == "long"))
+
+
+def _logical_from_json(node: dict[str, Any], value: Any, path: str) -> Any:
+    logical = node["logicalType"]
+    if logical == "decimal":
+        return _parse_decimal(value, node, path)
+    if logical == "date":
+        return _parse_date(value, path)
+    return _parse_timestamp(value, path)
+
+
+def _union_from_json(
+    node: list[Any], value: Any, path: str, namespace: str, named: dict[str, dict[str, Any]]
+) -> Any:
+    if value is None and "null" in node:
+        return None
+    branches = [b for b in node if b != "null"]
+    errors = []
+    for branch in branches:
+        try:
+            return _from_json(branch, value, path, namespace, named)
+        except _Invalid as exc:
+            errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]
+    raise _Invalid(path, f"matches no type of the union: {_describe(value)}")
+
+
+def _record_from_json(
+    node: dict[str, Any], value: Any, path: str, namespace: str,
+    named: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Invalid(path, f"must be a JSON object, not {_describe(value)}")
+    inner = _full(node["name"], node.get("namespace", namespace)).rpartition(".")[0]
+    out: dict[str, Any] = {}
+    for fld in node["fields"]:
+        name = fld["name"]
+        fpath = _join(path, name)
+        if name in value:
+            out[name] = _from_json(fld["type"], value[name], fpath, inner, named)
+        elif "default" in fld:
+            out[name] = json.loads(json.dumps(fld["default"]))
+        else:
+            raise _Invalid(fpath, "missing required field")
+    known = {fld["name"] for fld in node["fields"]}
+    extra = [k for k in value if k not in known and not (k == "type" and not path)]
+    if extra:
+        raise _Invalid(_join(path, extra[0]), "unknown field")
+    return out
+
+
 def _from_json(
     node: Any, value: Any, path: str, namespace: str, named: dict[str, dict[str, Any]]
 ) -> Any:
     if isinstance(node, str):
-        if node == "null":
-            if value is not None:
-                raise _Invalid(path, f"must be null, not {_describe(value)}")
-            return None
-        if node == "string":
-            if not isinstance(value, str):
-                raise _Invalid(path, f"must be a string, not {_describe(value)}")
-            return value
-        if node == "boolean":
-            if not isinstance(value, bool):
-                raise _Invalid(path, f"must be true or false, not {_describe(value)}")
-            return value
-        if node in ("int", "long"):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise _Invalid(path, f"must be a whole number, not {_describe(value)}")
-            low, high = _INT_RANGE[node]
-            if not low <= value <= high:
-                raise _Invalid(path, f"{value} is out of range for an Avro {node}")
-            return value
-        if node in ("float", "double"):
-            if isinstance(value, _JsonFloat):
-                return float(value.text)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return float(value)
-            raise _Invalid(path, f"must be a number, not {_describe(value)}")
-        if node == "bytes":
-            if not isinstance(value, str):
-                raise _Invalid(path, f"must be a base64 string, not {_describe(value)}")
-            try:
-                return base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError):
-                raise _Invalid(path, "is not valid base64") from None
+        parse = _PRIMITIVE_FROM_JSON.get(node)
+        if parse is not None:
+            return parse(value, path, node)
         full = _full(node, namespace)
         if full not in named:
             raise _Invalid(path, f"schema refers to unknown type {full}")
         return _from_json(named[full], value, path, namespace, named)
     if isinstance(node, list):
-        if value is None and "null" in node:
-            return None
-        branches = [b for b in node if b != "null"]
-        errors = []
-        for branch in branches:
-            try:
-                return _from_json(branch, value, path, namespace, named)
-            except _Invalid as exc:
-                errors.append(exc)
-        if len(errors) == 1:
-            raise errors[0]
-        raise _Invalid(path, f"matches no type of the union: {_describe(value)}")
+        return _union_from_json(node, value, path, namespace, named)
     kind = node["type"]
-    logical = node.get("logicalType")
-    if logical == "decimal" and kind == "bytes":
-        return _parse_decimal(value, node, path)
-    if logical == "date" and kind == "int":
-        return _parse_date(value, path)
-    if logical in ("timestamp-millis", "timestamp-micros") and kind == "long":
-        return _parse_timestamp(value, path)
+    if _is_logical(kind, node.get("logicalType")):
+        return _logical_from_json(node, value, path)
     if kind in ("record", "error"):
-        if not isinstance(value, dict):
-            raise _Invalid(path, f"must be a JSON object, not {_describe(value)}")
-        inner = _full(node["name"], node.get("namespace", namespace)).rpartition(".")[0]
-        out: dict[str, Any] = {}
-        for fld in node["fields"]:
-            name = fld["name"]
-            fpath = _join(path, name)
-            if name in value:
-                out[name] = _from_json(fld["type"], value[name], fpath, inner, named)
-            elif "default" in fld:
-                out[name] = json.loads(json.dumps(fld["default"]))
-            else:
-                raise _Invalid(fpath, "missing required field")
-        known = {fld["name"] for fld in node["fields"]}
-        extra = [k for k in value if k not in known and not (k == "type" and not path)]
-        if extra:
-            raise _Invalid(_join(path, extra[0]), "unknown field")
-        return out
+        return _record_from_json(node, value, path, namespace, named)
     if kind == "enum":
         if value not in node["symbols"]:
             raise _Invalid(path, f"must be one of {node['symbols']}, not {_describe(value)}")
@@ -378,6 +423,45 @@ def _format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _logical_to_json(node: dict[str, Any], value: Any, path: str, places: int | None) -> str:
+    logical = node["logicalType"]
+    if logical == "decimal":
+        if not isinstance(value, Decimal):
+            raise TypeError(f"{path}: expected a Decimal, got {type(value).__name__}")
+        scale = int(node.get("scale", 0))
+        if places is None:
+            return format(value.quantize(Decimal(1).scaleb(-scale)), "f")
+        return _format_decimal(value, places)
+    if logical == "date":
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = date(1970, 1, 1) + timedelta(days=value)
+        if not isinstance(value, date):
+            raise TypeError(f"{path}: expected a date, got {type(value).__name__}")
+        return value.isoformat()
+    if isinstance(value, int) and not isinstance(value, bool):
+        unit = 1000 if logical == "timestamp-millis" else 1_000_000
+        value = _EPOCH + timedelta(microseconds=value * (1_000_000 // unit))
+    if not isinstance(value, datetime):
+        raise TypeError(f"{path}: expected a datetime, got {type(value).__name__}")
+    return _format_timestamp(value)
+
+
+def _record_to_json(
+    node: dict[str, Any], value: Any, path: str, namespace: str,
+    named: dict[str, dict[str, Any]], places: int | None,
+) -> dict[str, Any]:
+    inner = _full(node["name"], node.get("namespace", namespace)).rpartition(".")[0]
+    if places is not None and "currency" in value:
+        places = _places(value.get("currency"))
+    out: dict[str, Any] = {}
+    for fld in node["fields"]:
+        name = fld["name"]
+        if name not in value:
+            continue
+        out[name] = _to_json(fld["type"], value[name], _join(path, name), inner, named, places)
+    return out
+
+
 def _to_json(
     node: Any,
     value: Any,
@@ -404,38 +488,10 @@ def _to_json(
             return _to_json(branches[0], value, path, namespace, named, places)
         return value
     kind = node["type"]
-    logical = node.get("logicalType")
-    if logical == "decimal" and kind == "bytes":
-        if not isinstance(value, Decimal):
-            raise TypeError(f"{path}: expected a Decimal, got {type(value).__name__}")
-        scale = int(node.get("scale", 0))
-        if places is None:
-            return format(value.quantize(Decimal(1).scaleb(-scale)), "f")
-        return _format_decimal(value, places)
-    if logical == "date" and kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = date(1970, 1, 1) + timedelta(days=value)
-        if not isinstance(value, date):
-            raise TypeError(f"{path}: expected a date, got {type(value).__name__}")
-        return value.isoformat()
-    if logical in ("timestamp-millis", "timestamp-micros") and kind == "long":
-        if isinstance(value, int) and not isinstance(value, bool):
-            unit = 1000 if logical == "timestamp-millis" else 1_000_000
-            value = _EPOCH + timedelta(microseconds=value * (1_000_000 // unit))
-        if not isinstance(value, datetime):
-            raise TypeError(f"{path}: expected a datetime, got {type(value).__name__}")
-        return _format_timestamp(value)
+    if _is_logical(kind, node.get("logicalType")):
+        return _logical_to_json(node, value, path, places)
     if kind in ("record", "error"):
-        inner = _full(node["name"], node.get("namespace", namespace)).rpartition(".")[0]
-        if places is not None and "currency" in value:
-            places = _places(value.get("currency"))
-        out: dict[str, Any] = {}
-        for fld in node["fields"]:
-            name = fld["name"]
-            if name not in value:
-                continue
-            out[name] = _to_json(fld["type"], value[name], _join(path, name), inner, named, places)
-        return out
+        return _record_to_json(node, value, path, namespace, named, places)
     if kind == "array":
         return [
             _to_json(node["items"], v, f"{path}[{i}]", namespace, named, places)
