@@ -21,16 +21,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from config.logs import configure
 from config.settings import Settings, SettingsError
+from letters.config import LetterSettings, letters_dir
+from letters.store import AmbiguousId, Store
+from topics.broker import ensure_broker
+
+# letters.service, letters.printing and letters.mailer (fpdf2, pypdf, SMTP) are imported by
+# the commands that use them: heavy, and `dunning --help` loads this module.
 
 SHORT_ID = 12
 
 
-def _settings() -> tuple[Settings, Any]:
+def _settings() -> tuple[Settings, LetterSettings]:
     """The settings, and logging set up (to stderr: stdout is for the command's output)."""
-    from config.logs import configure
-    from letters.config import LetterSettings
-
     try:
         settings, cfg = Settings.from_env(), LetterSettings.from_env()
     except SettingsError as exc:
@@ -39,10 +43,7 @@ def _settings() -> tuple[Settings, Any]:
     return settings, cfg
 
 
-def _store(settings: Settings) -> Any:
-    from letters.config import letters_dir
-    from letters.store import Store
-
+def _store(settings: Settings) -> Store:
     return Store(letters_dir(settings))
 
 
@@ -50,9 +51,7 @@ def _lang(doc: Any) -> str:
     return f"{doc.language}→{doc.template_language}" if doc.fallback else doc.template_language
 
 
-def _find(store: Any, ident: str) -> Any:
-    from letters.store import AmbiguousId
-
+def _find(store: Store, ident: str) -> Any:
     try:
         return store.find(ident)
     except (KeyError, AmbiguousId) as exc:
@@ -62,10 +61,8 @@ def _find(store: Any, ident: str) -> Any:
 # ---------------------------------------------------------------- serve
 def cmd_serve(args: argparse.Namespace) -> int:
     settings, cfg = _settings()
-    from topics.broker import ensure_broker
-
     ensure_broker(settings)
-    from letters.service import LetterService
+    from letters.service import LetterService  # heavy: see the top
 
     service = LetterService(settings, cfg)
     try:
@@ -104,7 +101,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from letters.printing import check, pdf_text
+    from letters.printing import check, pdf_text  # heavy: see the top
 
     settings, _ = _settings()
     with _store(settings) as store:
@@ -146,7 +143,7 @@ def _report(doc: Any) -> str:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from letters.mailer import Mailer
+    from letters.mailer import Mailer  # heavy: see the top
 
     if not args.unsent:
         raise SystemExit("dunning: say `letters send --unsent`, or `letters resend ID…`")
@@ -169,7 +166,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_resend(args: argparse.Namespace) -> int:
-    from letters.mailer import Mailer
+    from letters.mailer import Mailer  # heavy: see the top
 
     settings, cfg = _settings()
     if not cfg.email_enabled:
@@ -199,8 +196,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- print
 def cmd_print(args: argparse.Namespace) -> int:
-    from letters.config import letters_dir
-    from letters.printing import print_batch
+    from letters.printing import print_batch  # heavy: see the top
 
     settings, _ = _settings()
     with _store(settings) as store:

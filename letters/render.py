@@ -375,7 +375,14 @@ def _info(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
 
 
 def _body(pdf: _LetterPDF, letter: Letter, w: Wording, title: str, lh: Letterhead) -> None:
-    money = lambda amount: w.money(amount, letter.currency)  # noqa: E731
+    _opening(pdf, letter, w, title)
+    _items(pdf, letter, w)
+    _totals(pdf, letter, w)
+    _closing(pdf, letter, w, lh)
+
+
+def _opening(pdf: _LetterPDF, letter: Letter, w: Wording, title: str) -> None:
+    """The title, the salutation and the level's text."""
     pdf.set_xy(LEFT, 98)
     pdf.set_font(FONT, "B", 13)
     pdf.set_text_color(*ACCENT)
@@ -388,7 +395,9 @@ def _body(pdf: _LetterPDF, letter: Letter, w: Wording, title: str, lh: Letterhea
     pdf.para(WIDTH, 5, w.level(letter.level).body)
     pdf.ln(4)
 
-    # The items.
+
+def _items(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
+    """The table of the dunned items."""
     pdf.set_font(FONT, "", 9)
     pdf.set_draw_color(*GREY)
     pdf.set_line_width(0.15)
@@ -414,10 +423,13 @@ def _body(pdf: _LetterPDF, letter: Letter, w: Wording, title: str, lh: Letterhea
             row.cell(one_line(item.item_id))
             row.cell(w.date_short(item.due_date))
             row.cell(w.number(item.days_in_arrears))
-            row.cell(money(item.open_amount))
+            row.cell(w.money(item.open_amount, letter.currency))
     pdf.ln(2)
 
-    # The totals.
+
+def _totals(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
+    """Items total (when it adds up and there is a charge or interest), charge, interest,
+    and the total due under a line."""
     rows: list[tuple[str, Decimal, bool]] = []
     adds_up = letter.items_total + letter.charge + letter.interest == letter.total_due
     if adds_up and (letter.charge or letter.interest):
@@ -435,12 +447,15 @@ def _body(pdf: _LetterPDF, letter: Letter, w: Wording, title: str, lh: Letterhea
             pdf.ln(1.2)
         pdf.set_font(FONT, "B" if strong else "", 10 if strong else 9)
         pdf.cell(WIDTH - 33, 5.5, label, align="R")
-        pdf.cell(33, 5.5, money(amount), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.cell(33, 5.5, w.money(amount, letter.currency), align="R",
+                 new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(5)
 
-    # Pay-by, bank, closing.
+
+def _closing(pdf: _LetterPDF, letter: Letter, w: Wording, lh: Letterhead) -> None:
+    """Pay-by, bank, "already paid?", closing and the sender's name."""
     pdf.set_font(FONT, "B", 10)
-    pay = w.text("pay_by", total_due=money(letter.total_due),
+    pay = w.text("pay_by", total_due=w.money(letter.total_due, letter.currency),
                  pay_by=w.date_long(letter.pay_by).replace(" ", "\u00a0"),
                  account_id=one_line(letter.account_id))
     pdf.para(WIDTH, 5, pay)
