@@ -82,39 +82,9 @@ def run_demo(settings: Settings, accounts: int = 300) -> int:
                        state_dir=settings.state_dir / tag, web_port=free_port(), partitions=4)
     worker = None
     try:
-        report = asyncio.run(apply_topics(settings))
-        say(f"topics: {len(report.created)} created under the prefix {settings.topic_prefix!r}")
-        procedures = parse_procedures(yaml.safe_load(PROCEDURES_FILE.read_text()))
-        asyncio.run(publish(settings, PROCEDURES,
-                            [("DunningProcedureDefined", procedure_record(p)) for p in procedures]))
-        say(f"procedures: {', '.join(p.id for p in procedures)}")
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        log_path = settings.state_dir / "worker.log"
-        worker = subprocess.Popen([sys.executable, "-m", "dunning", "worker"],
-                                  env=worker_env(settings), stdout=open(log_path, "wb"),  # noqa: SIM115
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        say(f"worker started (pid {worker.pid}, log {log_path}); waiting until it is ready")
-        deadline = time.monotonic() + 120
-        while not _ready(settings):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"dunning demo: the worker did not start; see {log_path}")
-            time.sleep(0.3)
-        sample = month(accounts, AS_OF)
-        t0 = time.monotonic()
-        n = 0
-        for topic, records in sample.by_topic():
-            if topic != "billing.payments":
-                n += asyncio.run(publish(settings, topic, records))
-        say(f"published {n} billing events for {accounts} accounts "
-            f"({time.monotonic() - t0:.1f} s); notable: "
-            + ", ".join(f"{k} ({v})" for k, v in sample.notable.items()))
-        # A month of weekly payment runs; the customers' payments arrive in the last week.
-        for week in (4, 3, 2, 1, 0):
-            as_of = AS_OF - timedelta(days=7 * week)
-            if week == 0:
-                paid = asyncio.run(publish(settings, "billing.payments", sample.payments))
-                say(f"published {paid} payments received in the last week")
-            _payment_run(settings, f"PR-{as_of.isoformat()}", as_of)
+        _topics_and_procedures(settings)
+        worker = _start_worker(settings)
+        _month(settings, accounts)
         _summary(settings)
         _render_letters(settings)
         say(f"where to look next: DUNNING_TOPIC_PREFIX={settings.topic_prefix} "
@@ -131,6 +101,51 @@ def run_demo(settings: Settings, accounts: int = 300) -> int:
                 os.killpg(worker.pid, signal.SIGKILL)
         if broker is not None:
             broker.stop()
+
+
+def _topics_and_procedures(settings: Settings) -> None:
+    report = asyncio.run(apply_topics(settings))
+    say(f"topics: {len(report.created)} created under the prefix {settings.topic_prefix!r}")
+    procedures = parse_procedures(yaml.safe_load(PROCEDURES_FILE.read_text()))
+    asyncio.run(publish(settings, PROCEDURES,
+                        [("DunningProcedureDefined", procedure_record(p)) for p in procedures]))
+    say(f"procedures: {', '.join(p.id for p in procedures)}")
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """`python -m dunning worker` in a process group of its own, once it answers."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.state_dir / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-m", "dunning", "worker"],
+                              env=worker_env(settings), stdout=open(log_path, "wb"),  # noqa: SIM115
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    say(f"worker started (pid {worker.pid}, log {log_path}); waiting until it is ready")
+    deadline = time.monotonic() + 120
+    while not _ready(settings):
+        if worker.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"dunning demo: the worker did not start; see {log_path}")
+        time.sleep(0.3)
+    return worker
+
+
+def _month(settings: Settings, accounts: int) -> None:
+    """The sample month's billing events, then a month of weekly payment runs; the
+    customers' payments arrive in the last week."""
+    sample = month(accounts, AS_OF)
+    t0 = time.monotonic()
+    n = 0
+    for topic, records in sample.by_topic():
+        if topic != "billing.payments":
+            n += asyncio.run(publish(settings, topic, records))
+    say(f"published {n} billing events for {accounts} accounts "
+        f"({time.monotonic() - t0:.1f} s); notable: "
+        + ", ".join(f"{k} ({v})" for k, v in sample.notable.items()))
+    for week in (4, 3, 2, 1, 0):
+        as_of = AS_OF - timedelta(days=7 * week)
+        if week == 0:
+            paid = asyncio.run(publish(settings, "billing.payments", sample.payments))
+            say(f"published {paid} payments received in the last week")
+        _payment_run(settings, f"PR-{as_of.isoformat()}", as_of)
 
 
 def _payment_run(settings: Settings, payment_run_id: str, as_of: date) -> None:
