@@ -89,26 +89,9 @@ def account_events(i: int, seed: int = 1, as_of: date = AS_OF, prefix: str = "AC
         out.append((INVOICES, "InvoiceIssued", {
             "event_id": eid("inv", inv), "account_id": acc, "invoice_id": inv,
             "currency": currency, "issued_on": issued, "items": items}))
-        total = sum((it["amount"] for it in items), Decimal(0))
-        pay_id = f"PAY-{inv}"
-        roll = rnd.random()
-        received = as_of - timedelta(days=rnd.randrange(1, 11))
-        base = {"event_id": eid("pay", pay_id), "account_id": acc, "payment_id": pay_id,
-                "currency": currency, "received_on": received, "payment_run_id": None}
-        if roll < 0.36:  # paid in full, allocated
-            payments.append((PAYMENTS, "PaymentReceived", {
-                **base, "amount": total,
-                "allocations": [{"item_id": it["item_id"], "amount": it["amount"]}
-                                for it in items]}))
-        elif roll < 0.46:  # one item partly paid, allocated
-            part = (items[0]["amount"] / 2).quantize(_CENT)
-            payments.append((PAYMENTS, "PaymentReceived", {
-                **base, "amount": part,
-                "allocations": [{"item_id": items[0]["item_id"], "amount": part}]}))
-        elif roll < 0.56:  # partly paid, unallocated
-            payments.append((PAYMENTS, "PaymentReceived", {
-                **base, "amount": (total * Decimal("0.8")).quantize(_CENT),
-                "allocations": None}))
+        payment = _payment(rnd, acc, inv, items, currency, as_of)
+        if payment is not None:
+            payments.append((PAYMENTS, "PaymentReceived", payment))
     out.extend(payments)
     assert first_item is not None
     if rnd.random() < 0.05:
@@ -122,6 +105,29 @@ def account_events(i: int, seed: int = 1, as_of: date = AS_OF, prefix: str = "AC
             "reason": "disputed", "valid_from": as_of - timedelta(days=5),
             "valid_to": as_of + timedelta(days=25), "item_id": None}))
     return out
+
+
+def _payment(rnd: random.Random, acc: str, inv: str, items: list[dict[str, Any]], currency: str,
+             as_of: date) -> dict[str, Any] | None:
+    """The payment of an invoice: in full and allocated (36 %), one item half paid (10 %),
+    partly paid and unallocated (10 %), or none."""
+    total = sum((it["amount"] for it in items), Decimal(0))
+    pay_id = f"PAY-{inv}"
+    roll = rnd.random()
+    received = as_of - timedelta(days=rnd.randrange(1, 11))
+    base = {"event_id": eid("pay", pay_id), "account_id": acc, "payment_id": pay_id,
+            "currency": currency, "received_on": received, "payment_run_id": None}
+    if roll < 0.36:  # paid in full, allocated
+        return {**base, "amount": total,
+                "allocations": [{"item_id": it["item_id"], "amount": it["amount"]}
+                                for it in items]}
+    if roll < 0.46:  # one item partly paid, allocated
+        part = (items[0]["amount"] / 2).quantize(_CENT)
+        return {**base, "amount": part,
+                "allocations": [{"item_id": items[0]["item_id"], "amount": part}]}
+    if roll < 0.56:  # partly paid, unallocated
+        return {**base, "amount": (total * Decimal("0.8")).quantize(_CENT), "allocations": None}
+    return None
 
 
 def daily_events(i: int, seed: int = 1, as_of: date = AS_OF, day: date | None = None,
