@@ -29,12 +29,13 @@ import asyncio
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench import common, gen
+from bench import common, gen, profiles
 from config.settings import Settings
 from schemas.codec import Codec
 from topics import catalogue as cat
@@ -154,89 +155,107 @@ def plot(results: dict[str, Any], path: Any) -> None:
     plt.close(fig)
 
 
+async def _publish(settings: Settings, codec: Codec,
+                   args: argparse.Namespace) -> tuple[int, dict[str, int], dict[str, float]]:
+    """Generate, encode and publish the accounts' events: how many, the record type mix, and
+    the seconds of each step."""
+    t = common.Timer()
+    events = list(gen.events(range(args.accounts), args.seed))
+    t_gen = t()
+    parts = {name: spec.partition_count(settings.partitions)
+             for name, spec in cat.BY_NAME.items()}
+    t = common.Timer()
+    grouped = common.encode_events(codec, events, parts)
+    t_enc = t()
+    t = common.Timer()
+    total = await common.publish_encoded(settings, grouped)
+    t_pub = t()
+    mix: dict[str, int] = {}
+    for _, rtype, _ in events:
+        mix[rtype] = mix.get(rtype, 0) + 1
+    print(f"{total:,} events of {args.accounts:,} accounts: generated {t_gen:.1f} s, "
+          f"encoded {t_enc:.1f} s, published {t_pub:.1f} s ({total / t_pub:,.0f}/s)",
+          flush=True)
+    return total, mix, {"generate_s": t_gen, "encode_s": t_enc, "publish_s": t_pub}
+
+
+def _baseline(settings: Settings, name: str, log: Path, **extra: str) -> common.Proc:
+    """The plain Faust baseline (bench.faust_baseline) under its own app id and port."""
+    return common.Proc(name, [sys.executable, "-m", "bench.faust_baseline"],
+                       common.worker_env(settings, **extra), settings.web_port, log)
+
+
+async def _profiled(settings: Settings, work: Path, logs: Path, total: int,
+                    args: argparse.Namespace, phases: dict[str, Any]) -> None:
+    """The baseline and the worker again under py-spy, with a flame graph report each."""
+    for label, argv_name in (("faust", "baseline"), ("worker", "worker")):
+        pset = replace(settings, app_id=f"{settings.app_id}-profiled-{argv_name}",
+                       web_port=free_port(), state_dir=work / f"profiled-{argv_name}")
+        if argv_name == "worker":
+            proc = common.worker(pset, logs, "profiled")
+        else:
+            proc = _baseline(pset, "faust-profiled", logs / "faust-profiled.log")
+        raw = common.RESULTS / f"ingest-{argv_name}-profile.collapsed"
+        spy: list[common.PySpy] = []
+
+        def attach(proc: common.Proc = proc, raw: Any = raw,
+                   spy: list[common.PySpy] = spy) -> None:
+            spy.append(common.PySpy(proc.pid, raw).__enter__())
+
+        try:
+            phases[f"{label} (py-spy)"] = await counted(proc, total, args.timeout * 2,
+                                                        on_ready=attach)
+        finally:
+            for sp in spy:
+                sp.__exit__(None, None, None)
+        profiles.report(raw, common.RESULTS / f"ingest-{argv_name}-profile",
+                        f"ingest, {label}, {total:,} events")
+
+
+async def _phases(settings: Settings, codec: Codec, work: Path, total: int,
+                  args: argparse.Namespace) -> dict[str, Any]:
+    """Reading the events back: raw, raw and decoded, Faust, the worker (and profiled)."""
+    phases: dict[str, Any] = {}
+    phases["raw"] = await raw_consume(settings, total, None)
+    print("raw", phases["raw"]["events_per_s"], flush=True)
+    phases["raw+decode"] = await raw_consume(settings, total, codec)
+    print("raw+decode", phases["raw+decode"]["events_per_s"], flush=True)
+    logs = work / "logs"
+    base = replace(settings, app_id=settings.app_id + "-baseline", web_port=free_port(),
+                   state_dir=work / "baseline")
+    baseline = _baseline(base, "faust", logs / "faust-baseline.log")
+    phases["faust"] = await counted(baseline, total, args.timeout)
+    print("faust", phases["faust"]["events_per_s"], flush=True)
+    if args.take:
+        tset = replace(settings, app_id=settings.app_id + "-take", web_port=free_port(),
+                       state_dir=work / "take")
+        taker = _baseline(tset, "faust-take", logs / "faust-take.log",
+                          BENCH_BASELINE_TAKE=str(args.take))
+        phases[f"faust take({args.take})"] = await counted(taker, total, args.timeout)
+        print("faust take", phases[f"faust take({args.take})"]["events_per_s"], flush=True)
+    wset = replace(settings, web_port=free_port(), state_dir=work / "worker")
+    phases["worker"] = await counted(common.worker(wset, logs), total, args.timeout)
+    print("worker", phases["worker"]["events_per_s"], flush=True)
+    if args.profile:
+        await _profiled(settings, work, logs, total, args, phases)
+    return phases
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     work = common.workdir("ingest")
     with common.broker(work) as b:
         settings = common.namespace(b, work / "ns", args.partitions)
         await common.provision(settings)
         codec = Codec.from_settings(settings)
-        t = common.Timer()
-        events = list(gen.events(range(args.accounts), args.seed))
-        t_gen = t()
-        parts = {name: spec.partition_count(settings.partitions)
-                 for name, spec in cat.BY_NAME.items()}
-        t = common.Timer()
-        grouped = common.encode_events(codec, events, parts)
-        t_enc = t()
-        t = common.Timer()
-        total = await common.publish_encoded(settings, grouped)
-        t_pub = t()
-        mix: dict[str, int] = {}
-        for _, rtype, _ in events:
-            mix[rtype] = mix.get(rtype, 0) + 1
-        del events, grouped
-        print(f"{total:,} events of {args.accounts:,} accounts: generated {t_gen:.1f} s, "
-              f"encoded {t_enc:.1f} s, published {t_pub:.1f} s ({total / t_pub:,.0f}/s)",
-              flush=True)
-        phases: dict[str, Any] = {}
-        phases["raw"] = await raw_consume(settings, total, None)
-        print("raw", phases["raw"]["events_per_s"], flush=True)
-        phases["raw+decode"] = await raw_consume(settings, total, codec)
-        print("raw+decode", phases["raw+decode"]["events_per_s"], flush=True)
-        logs = work / "logs"
-        base = replace(settings, app_id=settings.app_id + "-baseline", web_port=free_port(),
-                       state_dir=work / "baseline")
-        baseline = common.Proc("faust", [sys.executable, "-m", "bench.faust_baseline"],
-                               common.worker_env(base), base.web_port,
-                               logs / "faust-baseline.log")
-        phases["faust"] = await counted(baseline, total, args.timeout)
-        print("faust", phases["faust"]["events_per_s"], flush=True)
-        if args.take:
-            tset = replace(settings, app_id=settings.app_id + "-take", web_port=free_port(),
-                           state_dir=work / "take")
-            taker = common.Proc("faust-take", [sys.executable, "-m", "bench.faust_baseline"],
-                                common.worker_env(tset, BENCH_BASELINE_TAKE=str(args.take)),
-                                tset.web_port, logs / "faust-take.log")
-            phases[f"faust take({args.take})"] = await counted(taker, total, args.timeout)
-            print("faust take", phases[f"faust take({args.take})"]["events_per_s"], flush=True)
-        wset = replace(settings, web_port=free_port(), state_dir=work / "worker")
-        phases["worker"] = await counted(common.worker(wset, logs), total, args.timeout)
-        print("worker", phases["worker"]["events_per_s"], flush=True)
-        if args.profile:
-            from bench import profiles
-
-            for label, argv_name in (("faust", "baseline"), ("worker", "worker")):
-                pset = replace(settings, app_id=f"{settings.app_id}-profiled-{argv_name}",
-                               web_port=free_port(), state_dir=work / f"profiled-{argv_name}")
-                if argv_name == "worker":
-                    proc = common.worker(pset, logs, "profiled")
-                else:
-                    proc = common.Proc("faust-profiled", [sys.executable, "-m",
-                                                          "bench.faust_baseline"],
-                                       common.worker_env(pset), pset.web_port,
-                                       logs / "faust-profiled.log")
-                raw = common.RESULTS / f"ingest-{argv_name}-profile.collapsed"
-                spy: list[common.PySpy] = []
-
-                def attach(proc: common.Proc = proc, raw: Any = raw,
-                           spy: list[common.PySpy] = spy) -> None:
-                    spy.append(common.PySpy(proc.pid, raw).__enter__())
-
-                try:
-                    phases[f"{label} (py-spy)"] = await counted(proc, total, args.timeout * 2,
-                                                                on_ready=attach)
-                finally:
-                    for sp in spy:
-                        sp.__exit__(None, None, None)
-                profiles.report(raw, common.RESULTS / f"ingest-{argv_name}-profile",
-                                f"ingest, {label}, {total:,} events")
+        total, mix, seconds = await _publish(settings, codec, args)
+        phases = await _phases(settings, codec, work, total, args)
     common.drop_state(work)
     w, f = phases["worker"]["events_per_s"], phases["faust"]["events_per_s"]
     return {
         "benchmark": "ingest", "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": common.machine(), "accounts": args.accounts, "seed": args.seed,
         "partitions": args.partitions, "events": total, "mix": mix,
-        "generate_s": round(t_gen, 2), "encode_s": round(t_enc, 2), "publish_s": round(t_pub, 2),
+        **{name: round(value, 2) for name, value in seconds.items()},
         "phases": phases,
         "ratios": {"worker/faust": round(w / f, 3),
                    "worker/raw": round(w / phases["raw"]["events_per_s"], 4),
