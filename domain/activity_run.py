@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from domain import ids
@@ -80,12 +80,25 @@ def execute(account: Account, proposal_id: str) -> tuple[Account, Notice]:
     proposal = next((p for p in account.pending if p.proposal_id == proposal_id), None)
     if proposal is None:
         raise Rejected("unknown_proposal", f"proposal {proposal_id!r} is not pending")
-    master = account.master
-    if master is None:
+    if account.master is None:
         raise Rejected("stale_proposal", "the account has no master data")
     by_id = {it.item_id: it for it in account.items}
     _check_fresh(account, proposal, by_id)
+    lines, updated = _notice_lines(proposal, by_id)
+    notice = _executed(account, proposal, lines)
+    new_account = replace(
+        account,
+        items=tuple(updated.get(it.item_id, it) for it in account.items),
+        pending=tuple(p for p in account.pending if p.proposal_id != proposal_id),
+        notices=(*account.notices, notice),
+    )
+    return new_account, _build_notice(new_account, notice)
 
+
+def _notice_lines(
+    proposal: Proposal, by_id: dict[str, Item]
+) -> tuple[tuple[NoticeLine, ...], dict[str, Item]]:
+    """The notice's lines (listed items, then level changes) and the items it updates."""
     as_of = proposal.as_of_date
     posts_interest = proposal.interest > 0
     updated: dict[str, Item] = {}
@@ -127,31 +140,32 @@ def execute(account: Account, proposal_id: str) -> tuple[Account, Notice]:
             )
         )
         updated[it.item_id] = replace(it, level=change.new_level)
+    return tuple(lines), updated
 
+
+def _executed(
+    account: Account, proposal: Proposal, lines: tuple[NoticeLine, ...]
+) -> ExecutedNotice:
+    """The notice as the account remembers it once ``proposal`` is executed."""
+    master = account.master
+    assert master is not None
     activities = proposal.activities
     letter = "letter" in activities
-    notice = ExecutedNotice(
+    return ExecutedNotice(
         run_id=proposal.run_id,
         procedure_id=proposal.procedure_id,
         group=proposal.dunning_group,
         currency=proposal.currency,
         level=proposal.level,
-        as_of=as_of,
+        as_of=proposal.as_of_date,
         activities=activities,
         charge=proposal.charge,
         interest=proposal.interest,
-        lines=tuple(lines),
+        lines=lines,
         plan_ids=active_plan_ids(account) if "deactivate_installment_plan" in activities else (),
         language=master.language if letter else None,
         recipient=Recipient(master.name, master.postal_address, master.email) if letter else None,
     )
-    new_account = replace(
-        account,
-        items=tuple(updated.get(it.item_id, it) for it in account.items),
-        pending=tuple(p for p in account.pending if p.proposal_id != proposal_id),
-        notices=(*account.notices, notice),
-    )
-    return new_account, _build_notice(new_account, notice)
 
 
 def refusal(account: Account, proposal: Proposal) -> tuple[str, str] | None:
@@ -170,8 +184,10 @@ def refusal(account: Account, proposal: Proposal) -> tuple[str, str] | None:
     by_id = {it.item_id: it for it in account.items}
     listed = [by_id.get(p.item_id) for p in proposal.items]
     known = [it for it in listed if it is not None]
-    if known and len(known) == len(listed) and all(
-        it.status == OPEN and it.open_amount == 0 for it in known
+    if (
+        known
+        and len(known) == len(listed)
+        and all(it.status == OPEN and it.open_amount == 0 for it in known)
     ):
         return "paid", "every listed item is paid"
     for it in known:
@@ -298,107 +314,158 @@ def item_changes(
     return tuple(result)
 
 
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """What every command of one notice is built from."""
+
+    notice: ExecutedNotice
+    notice_id: str
+    account_id: str
+    items: tuple[NoticeItem, ...]
+    listed_open: int
+    total_due: int
+
+    def command_id(self, kind: str, n: int = 0) -> str:
+        return ids.command_id(self.notice_id, kind, n)
+
+
+def _letter(d: _Draft) -> tuple[Command, ...]:
+    n = d.notice
+    assert n.recipient is not None and n.language is not None
+    return (
+        PrintDunningLetter(
+            command_id=d.command_id("PrintDunningLetter"),
+            notice_id=d.notice_id,
+            account_id=d.account_id,
+            level=n.level,
+            language=n.language,
+            channel="email" if n.recipient.email else "print",
+            recipient=n.recipient,
+            currency=n.currency,
+            items=d.items,
+            charge=n.charge,
+            interest=n.interest,
+            total_due=d.total_due,
+            as_of_date=n.as_of,
+            pay_by=n.as_of + PAY_WITHIN_DAYS,
+            procedure_id=n.procedure_id,
+        ),
+    )
+
+
+def _lock(d: _Draft) -> tuple[Command, ...]:
+    return (
+        SetDunningLock(
+            command_id=d.command_id("SetDunningLock"),
+            notice_id=d.notice_id,
+            account_id=d.account_id,
+            reason=f"dunning level {d.notice.level}",
+        ),
+    )
+
+
+def _collection(d: _Draft) -> tuple[Command, ...]:
+    return (
+        ReleaseToCollectionAgency(
+            command_id=d.command_id("ReleaseToCollectionAgency"),
+            notice_id=d.notice_id,
+            account_id=d.account_id,
+            currency=d.notice.currency,
+            items=d.items,
+            amount=d.listed_open,
+        ),
+    )
+
+
+def _deposit(d: _Draft) -> tuple[Command, ...]:
+    return (
+        RequestSecurityDeposit(
+            command_id=d.command_id("RequestSecurityDeposit"),
+            notice_id=d.notice_id,
+            account_id=d.account_id,
+            currency=d.notice.currency,
+            amount=d.total_due,
+        ),
+    )
+
+
+def _workflow(d: _Draft) -> tuple[Command, ...]:
+    level = d.notice.level
+    return (
+        NotifyAgent(
+            command_id=d.command_id("NotifyAgent"),
+            notice_id=d.notice_id,
+            account_id=d.account_id,
+            level=level,
+            task=f"follow up dunning level {level}",
+        ),
+    )
+
+
+def _deactivate_plans(d: _Draft) -> tuple[Command, ...]:
+    return tuple(
+        DeactivateInstallmentPlan(
+            command_id=d.command_id("DeactivateInstallmentPlan", n),
+            notice_id=d.notice_id,
+            account_id=d.account_id,
+            plan_id=plan_id,
+        )
+        for n, plan_id in enumerate(d.notice.plan_ids)
+    )
+
+
+COMMAND_BUILDERS: dict[str, Callable[[_Draft], tuple[Command, ...]]] = {
+    "letter": _letter,
+    "lock": _lock,
+    "collection": _collection,
+    "deposit": _deposit,
+    "workflow": _workflow,
+    "deactivate_installment_plan": _deactivate_plans,
+}
+"""The commands of each activity (``procedures.ACTIVITIES``), in the notice's order."""
+
+
+def _postings(d: _Draft) -> tuple[Command, ...]:
+    """The charge and interest postings that follow the activities' commands."""
+    n = d.notice
+    out: list[Command] = []
+    if n.charge:
+        out.append(
+            PostDunningCharge(
+                command_id=d.command_id("PostDunningCharge"),
+                notice_id=d.notice_id,
+                account_id=d.account_id,
+                currency=n.currency,
+                amount=n.charge,
+            )
+        )
+    if n.interest:
+        out.append(
+            PostDunningInterest(
+                command_id=d.command_id("PostDunningInterest"),
+                notice_id=d.notice_id,
+                account_id=d.account_id,
+                currency=n.currency,
+                amount=n.interest,
+            )
+        )
+    return tuple(out)
+
+
 def _build_notice(account: Account, notice: ExecutedNotice) -> Notice:
     """The notice's commands and history record, from what the account remembers."""
     account_id = account.account_id
     proposal_id, notice_id = notice_ids(account_id, notice)
-    currency = notice.currency
     items = _notice_items(account, notice)
     listed_open = sum(i.open_amount for i in items)
     total_due = listed_open + notice.charge + notice.interest
+    draft = _Draft(notice, notice_id, account_id, items, listed_open, total_due)
     commands: list[Command] = []
     for activity in notice.activities:
-        if activity == "letter":
-            assert notice.recipient is not None and notice.language is not None
-            commands.append(
-                PrintDunningLetter(
-                    command_id=ids.command_id(notice_id, "PrintDunningLetter"),
-                    notice_id=notice_id,
-                    account_id=account_id,
-                    level=notice.level,
-                    language=notice.language,
-                    channel="email" if notice.recipient.email else "print",
-                    recipient=notice.recipient,
-                    currency=currency,
-                    items=items,
-                    charge=notice.charge,
-                    interest=notice.interest,
-                    total_due=total_due,
-                    as_of_date=notice.as_of,
-                    pay_by=notice.as_of + PAY_WITHIN_DAYS,
-                    procedure_id=notice.procedure_id,
-                )
-            )
-        elif activity == "lock":
-            commands.append(
-                SetDunningLock(
-                    command_id=ids.command_id(notice_id, "SetDunningLock"),
-                    notice_id=notice_id,
-                    account_id=account_id,
-                    reason=f"dunning level {notice.level}",
-                )
-            )
-        elif activity == "collection":
-            commands.append(
-                ReleaseToCollectionAgency(
-                    command_id=ids.command_id(notice_id, "ReleaseToCollectionAgency"),
-                    notice_id=notice_id,
-                    account_id=account_id,
-                    currency=currency,
-                    items=items,
-                    amount=listed_open,
-                )
-            )
-        elif activity == "deposit":
-            commands.append(
-                RequestSecurityDeposit(
-                    command_id=ids.command_id(notice_id, "RequestSecurityDeposit"),
-                    notice_id=notice_id,
-                    account_id=account_id,
-                    currency=currency,
-                    amount=total_due,
-                )
-            )
-        elif activity == "workflow":
-            commands.append(
-                NotifyAgent(
-                    command_id=ids.command_id(notice_id, "NotifyAgent"),
-                    notice_id=notice_id,
-                    account_id=account_id,
-                    level=notice.level,
-                    task=f"follow up dunning level {notice.level}",
-                )
-            )
-        elif activity == "deactivate_installment_plan":
-            for n, plan_id in enumerate(notice.plan_ids):
-                commands.append(
-                    DeactivateInstallmentPlan(
-                        command_id=ids.command_id(notice_id, "DeactivateInstallmentPlan", n),
-                        notice_id=notice_id,
-                        account_id=account_id,
-                        plan_id=plan_id,
-                    )
-                )
-    if notice.charge:
-        commands.append(
-            PostDunningCharge(
-                command_id=ids.command_id(notice_id, "PostDunningCharge"),
-                notice_id=notice_id,
-                account_id=account_id,
-                currency=currency,
-                amount=notice.charge,
-            )
-        )
-    if notice.interest:
-        commands.append(
-            PostDunningInterest(
-                command_id=ids.command_id(notice_id, "PostDunningInterest"),
-                notice_id=notice_id,
-                account_id=account_id,
-                currency=currency,
-                amount=notice.interest,
-            )
-        )
+        build = COMMAND_BUILDERS.get(activity)
+        if build is not None:
+            commands.extend(build(draft))
+    commands.extend(_postings(draft))
     history = DunningNoticeIssued(
         event_id=ids.history_event_id("DunningNoticeIssued", notice_id),
         account_id=account_id,
@@ -407,7 +474,7 @@ def _build_notice(account: Account, notice: ExecutedNotice) -> Notice:
         run_id=notice.run_id,
         procedure_id=notice.procedure_id,
         dunning_group=notice.group,
-        currency=currency,
+        currency=notice.currency,
         level=notice.level,
         activities=notice.activities,
         charge=notice.charge,
@@ -428,5 +495,3 @@ def _build_notice(account: Account, notice: ExecutedNotice) -> Notice:
 
 
 # -- reversal ------------------------------------------------------------------------------
-
-

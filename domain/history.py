@@ -6,7 +6,9 @@ The processor adds ``seq`` and ``prev_hash`` (it keeps ``Account.history_seq`` a
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 __all__ = [
     "DunningNoticeIssued",
@@ -15,7 +17,26 @@ __all__ = [
     "NoticeReversalRefused",
     "ProposalNotExecuted",
     "ProposalRejectedHistory",
+    "in_effect",
 ]
+
+
+class NoticeLineLike(Protocol):
+    """What the in-effect rule reads of a notice's line: a ``NoticeLine`` of the account,
+    a ``NoticeItemChange`` of the history, or the audit's copy of one."""
+
+    @property
+    def item_id(self) -> str: ...
+
+    @property
+    def listed(self) -> bool: ...
+
+
+def in_effect(lines: Iterable[NoticeLineLike], reversed_items: Collection[str]) -> bool:
+    """The "in effect" rule (RULES.md "Reversal"): a notice is in effect while at least one
+    of its listed items is not reversed. The one definition: the account's notices
+    (``ExecutedNotice.in_effect``), the reversal's charge and the audit's rebuild use it."""
+    return any(line.listed and line.item_id not in reversed_items for line in lines)
 
 
 @dataclass(frozen=True, slots=True)

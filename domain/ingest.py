@@ -157,20 +157,7 @@ def _on_invoice_issued(account: Account, e: InvoiceIssued) -> dict[str, Any]:
         _positive(f"item {x.item_id!r} amount", x.amount)
     for inv in account.invoices:
         if inv.invoice_id == e.invoice_id:
-            same = (
-                inv.currency == e.currency
-                and inv.issued_day == e.issued_on
-                and sorted(
-                    (it.item_id, it.amount, it.procedure, it.group)
-                    for it in account.items
-                    if it.invoice_id == e.invoice_id and it.plan_id is None
-                )
-                == sorted(
-                    (x.item_id, x.amount, x.dunning_procedure or None, x.dunning_group or "")
-                    for x in e.items
-                )
-            )
-            if same:
+            if _same_invoice(account, inv, e):
                 return {}
             raise Rejected(
                 "invoice_conflict", f"invoice {e.invoice_id!r} was issued before with other content"
@@ -206,6 +193,23 @@ def _on_invoice_issued(account: Account, e: InvoiceIssued) -> dict[str, Any]:
         invoices=invoices,
         items=materialize(new_items, account.plans, pending_due),
         due_changes=tuple(sorted(pending_due.items())),
+    )
+
+
+def _same_invoice(account: Account, inv: Invoice, e: InvoiceIssued) -> bool:
+    """Whether ``e`` issues ``inv`` again with the same content (a redelivery)."""
+    return (
+        inv.currency == e.currency
+        and inv.issued_day == e.issued_on
+        and sorted(
+            (it.item_id, it.amount, it.procedure, it.group)
+            for it in account.items
+            if it.invoice_id == e.invoice_id and it.plan_id is None
+        )
+        == sorted(
+            (x.item_id, x.amount, x.dunning_procedure or None, x.dunning_group or "")
+            for x in e.items
+        )
     )
 
 
@@ -252,9 +256,7 @@ def _on_payment_received(account: Account, e: PaymentReceived) -> dict[str, Any]
 def _on_payment_reversed(account: Account, e: PaymentReversed) -> dict[str, Any]:
     if e.payment_id in account.reversed_payments:
         return {}
-    return resettled(
-        account, reversed_payments=_insert_id(account.reversed_payments, e.payment_id)
-    )
+    return resettled(account, reversed_payments=_insert_id(account.reversed_payments, e.payment_id))
 
 
 def _on_due_date_changed(account: Account, e: DueDateChanged) -> dict[str, Any]:
@@ -344,5 +346,3 @@ _HANDLERS: dict[type, Any] = {
 
 
 # -- derivation ----------------------------------------------------------------------------
-
-

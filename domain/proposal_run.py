@@ -100,6 +100,37 @@ def propose(
             if lock.item_id is None and lock.valid_from <= as_of <= lock.valid_to:
                 return _NOTHING
 
+    hot, unknown = _advancing_groups(account, procedures, default_id, default, as_of)
+    if hot is None:
+        return _NOTHING if unknown is None else Evaluation((), unknown)
+
+    proposals = []
+    waiting = _pending_groups(account, run_id)
+    pending_groups = 0
+    for key in sorted(hot):
+        if waiting and key in waiting:
+            pending_groups += 1
+            continue
+        pid, currency, group = key
+        procedure = default if pid == default_id else procedures[pid]
+        proposal = _group_proposal(
+            account, procedure.terms(currency), key, default_id, as_of, run_id
+        )
+        if proposal is not None:
+            proposals.append(proposal)
+    return Evaluation(tuple(proposals), unknown, pending_groups)
+
+
+def _advancing_groups(
+    account: Account,
+    procedures: Mapping[str, Procedure],
+    default_id: str,
+    default: Procedure,
+    as_of: int,
+) -> tuple[set[tuple[str, str, str]] | None, str | None]:
+    """The groups with an item that advances on ``as_of`` (``None``: none), and the
+    smallest unknown procedure override of an overdue open item."""
+    locks = account.locks
     hot: set[tuple[str, str, str]] | None = None
     unknown: str | None = None
     for it in account.items:
@@ -133,24 +164,7 @@ def propose(
             hot = {key}
         else:
             hot.add(key)
-    if hot is None:
-        return _NOTHING if unknown is None else Evaluation((), unknown)
-
-    proposals = []
-    waiting = _pending_groups(account, run_id)
-    pending_groups = 0
-    for key in sorted(hot):
-        if waiting and key in waiting:
-            pending_groups += 1
-            continue
-        pid, currency, group = key
-        procedure = default if pid == default_id else procedures[pid]
-        proposal = _group_proposal(
-            account, procedure.terms(currency), key, default_id, as_of, run_id
-        )
-        if proposal is not None:
-            proposals.append(proposal)
-    return Evaluation(tuple(proposals), unknown, pending_groups)
+    return hot, unknown
 
 
 def _pending_groups(account: Account, run_id: str) -> set[tuple[str, str, str]] | None:
@@ -159,9 +173,7 @@ def _pending_groups(account: Account, run_id: str) -> set[tuple[str, str, str]] 
     if not account.pending:
         return None
     return {
-        (p.procedure_id, p.currency, p.dunning_group)
-        for p in account.pending
-        if p.run_id != run_id
+        (p.procedure_id, p.currency, p.dunning_group) for p in account.pending if p.run_id != run_id
     }
 
 
@@ -180,67 +192,54 @@ def _exclusion(account: Account, it: Item, as_of: int) -> str | None:
     return None
 
 
-def _group_proposal(
-    account: Account,
-    terms: Terms,
-    key: tuple[str, str, str],
-    default_id: str,
-    as_of: int,
-    run_id: str,
-) -> Proposal | None:
-    pid, currency, group = key
-    last = group_last_notice_day(account, pid, currency, group)
-    if last is not None and as_of - last < terms.min_days_between_dunnings:
-        return None
-    members = [
-        it
-        for it in account.items
-        if it.currency == currency and it.group == group and (it.procedure or default_id) == pid
-    ]
-    listed: list[tuple[Item, int, str]] = []
-    changes: list[LevelChange] = []
-    left_out: list[LeftOutItem] = []
+@dataclass(slots=True)
+class _Sorted:
+    """A group's items sorted out for a notice: listed (with new level and reason), level
+    changes to 0, left out, the notice's level and the listed items' open total."""
+
+    listed: list[tuple[Item, int, str]]
+    changes: list[LevelChange]
+    left_out: list[LeftOutItem]
+    level: int = 0
+    total_open: int = 0
+
+
+def _sort_out(
+    account: Account, terms: Terms, members: list[Item], as_of: int, last: int | None
+) -> _Sorted:
+    out = _Sorted([], [], [])
     first = terms.levels[1]
     assert first is not None
-    level = 0
-    total_open = 0
     for it in members:
         why = _exclusion(account, it, as_of)
         if why is not None:
             if it.open_amount > 0 or (
                 last is not None and it.level >= 1 and it.last_dunned_day == last
             ):
-                left_out.append(LeftOutItem(it.item_id, why))
+                out.left_out.append(LeftOutItem(it.item_id, why))
             continue
         days = as_of - it.due_day
         cur = it.level
         new = item_level(terms, cur, it.open_amount, days)
         if new >= 1:
             reason = ADVANCED if new > cur else (DECREASED if new < cur else HELD)
-            listed.append((it, new, reason))
-            total_open += it.open_amount
-            if new > level:
-                level = new
+            out.listed.append((it, new, reason))
+            out.total_open += it.open_amount
+            if new > out.level:
+                out.level = new
         elif cur != 0:
-            changes.append(LevelChange(it.item_id, cur, 0, DECREASED))
+            out.changes.append(LevelChange(it.item_id, cur, 0, DECREASED))
         else:
             why = (
                 "below_days_in_arrears" if days < first.days_in_arrears else "below_min_item_amount"
             )
-            left_out.append(LeftOutItem(it.item_id, why))
-    if level == 0:
-        return None
-    terms_level = terms.levels[level]
-    assert terms_level is not None
-    if total_open < terms_level.min_total:
-        return None
+            out.left_out.append(LeftOutItem(it.item_id, why))
+    return out
 
-    listed.sort(key=lambda entry: (entry[0].due_day, entry[0].item_id))
-    shares: list[int] | None = None
-    interest = 0
-    if terms_level.interest:
-        shares, interest = _interest(terms, listed, as_of)
-    charge = terms_level.charge
+
+def _proposed_items(
+    listed: list[tuple[Item, int, str]], shares: list[int] | None, as_of: int
+) -> tuple[ProposedItem, ...]:
     items = []
     for index, (it, new, reason) in enumerate(listed):
         until = it.interest_until_day
@@ -263,6 +262,40 @@ def _group_proposal(
                 interest_until_date=until,
             )
         )
+    return tuple(items)
+
+
+def _group_proposal(
+    account: Account,
+    terms: Terms,
+    key: tuple[str, str, str],
+    default_id: str,
+    as_of: int,
+    run_id: str,
+) -> Proposal | None:
+    pid, currency, group = key
+    last = group_last_notice_day(account, pid, currency, group)
+    if last is not None and as_of - last < terms.min_days_between_dunnings:
+        return None
+    members = [
+        it
+        for it in account.items
+        if it.currency == currency and it.group == group and (it.procedure or default_id) == pid
+    ]
+    found = _sort_out(account, terms, members, as_of, last)
+    if found.level == 0:
+        return None
+    terms_level = terms.levels[found.level]
+    assert terms_level is not None
+    if found.total_open < terms_level.min_total:
+        return None
+    listed = found.listed
+    listed.sort(key=lambda entry: (entry[0].due_day, entry[0].item_id))
+    shares: list[int] | None = None
+    interest = 0
+    if terms_level.interest:
+        shares, interest = _interest(terms, listed, as_of)
+    charge = terms_level.charge
     return Proposal(
         proposal_id=ids.proposal_id(run_id, account.account_id, pid, currency, group),
         run_id=run_id,
@@ -271,14 +304,14 @@ def _group_proposal(
         dunning_group=group,
         currency=currency,
         as_of_date=as_of,
-        level=level,
+        level=found.level,
         activities=terms_level.activities,
         charge=charge,
         interest=interest,
-        total_due=total_open + charge + interest,
-        items=tuple(items),
-        level_changes=tuple(changes),
-        left_out=tuple(left_out),
+        total_due=found.total_open + charge + interest,
+        items=_proposed_items(listed, shares, as_of),
+        level_changes=tuple(found.changes),
+        left_out=tuple(found.left_out),
         auto_approve=terms.auto_approve,
         last_notice_date=last,
     )

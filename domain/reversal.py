@@ -20,8 +20,9 @@ from domain.errors import Rejected
 from domain.history import (
     DunningNoticeReversed,
     NoticeReversalRefused,
+    in_effect,
 )
-from domain.state import Account, Item, notice_ids
+from domain.state import Account, ExecutedNotice, Item, NoticeLine, notice_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,83 +72,26 @@ def reverse(
     if index < 0:
         raise Rejected("unknown_notice", f"notice {notice_id!r} is not known on this account")
     notice = account.notices[index]
-    done = set(notice.reversed_items)
-    if item_ids is None:
-        targets = [line for line in notice.lines if line.item_id not in done]
-    else:
-        on_notice = {line.item_id for line in notice.lines}
-        for iid in item_ids:
-            if iid not in on_notice:
-                raise Rejected("item_not_in_notice", f"item {iid!r} is not on notice {notice_id}")
-        wanted = set(item_ids)
-        targets = [
-            line for line in notice.lines if line.item_id in wanted and line.item_id not in done
-        ]
+    targets = _targets(notice, notice_id, item_ids)
     if not targets:
         return account, Reversal(reversal_id, notice_id, account.account_id, (), None)
-
     target_ids = {line.item_id for line in targets}
-    for later in account.notices[index + 1 :]:
-        for line in later.lines:
-            if line.item_id in target_ids and line.item_id not in later.reversed_items:
-                raise Rejected(
-                    "later_notice_in_effect",
-                    f"item {line.item_id!r} is on a later notice still in effect; reverse it first",
-                )
-    by_id = {it.item_id: it for it in account.items}
-    restored: dict[str, Item] = {}
-    for line in targets:
-        it = by_id[line.item_id]
-        if (it.level, it.last_dunned_day, it.interest_until_day) != notice.new_values(line):
-            raise Rejected(
-                "state_mismatch", f"item {it.item_id!r} no longer has the values the notice gave it"
-            )
-        restored[it.item_id] = replace(
-            it,
-            level=line.old_level,
-            last_dunned_day=line.old_last_dunned,
-            interest_until_day=line.old_interest_until,
-        )
+    _check_no_later(account.notices[index + 1 :], target_ids)
+    restored = _restored(account, notice, targets)
 
-    listed_before = any(line.listed and line.item_id not in done for line in notice.lines)
-    after = done | target_ids
-    listed_after = any(line.listed and line.item_id not in after for line in notice.lines)
-    charge = notice.charge if listed_before and not listed_after else 0
+    after = set(notice.reversed_items) | target_ids
+    charge = _charge_reversed(notice, after)
     interest = sum(line.interest for line in targets)
-
-    currency = notice.currency
-    account_id = account.account_id
-    commands: list[Command] = []
-    if charge:
-        commands.append(
-            PostDunningChargeReversal(
-                command_id=ids.command_id(reversal_id, "PostDunningChargeReversal"),
-                notice_id=notice_id,
-                account_id=account_id,
-                currency=currency,
-                amount=charge,
-                reverses_command_id=ids.command_id(notice_id, "PostDunningCharge"),
-            )
-        )
-    if interest:
-        commands.append(
-            PostDunningInterestReversal(
-                command_id=ids.command_id(reversal_id, "PostDunningInterestReversal"),
-                notice_id=notice_id,
-                account_id=account_id,
-                currency=currency,
-                amount=interest,
-                reverses_command_id=ids.command_id(notice_id, "PostDunningInterest"),
-            )
-        )
-    reversed_ids = tuple(line.item_id for line in targets)
+    commands = _reversal_postings(
+        account.account_id, notice, notice_id, reversal_id, charge, interest
+    )
     history = DunningNoticeReversed(
         event_id=ids.history_event_id("DunningNoticeReversed", reversal_id),
-        account_id=account_id,
+        account_id=account.account_id,
         reversal_id=reversal_id,
         notice_id=notice_id,
         run_id=notice.run_id,
-        item_ids=reversed_ids,
+        item_ids=tuple(line.item_id for line in targets),
         charge=charge,
         interest=interest,
         items=item_changes(notice, targets, undo=True),
@@ -163,7 +107,97 @@ def reverse(
         items=tuple(restored.get(it.item_id, it) for it in account.items),
         notices=notices,
     )
-    return new_account, Reversal(reversal_id, notice_id, account_id, tuple(commands), history)
+    return new_account, Reversal(reversal_id, notice_id, account.account_id, commands, history)
+
+
+def _charge_reversed(notice: ExecutedNotice, after: set[str]) -> int:
+    """The notice's charge when the reversal takes it out of effect, else 0."""
+    if in_effect(notice.lines, notice.reversed_items) and not in_effect(notice.lines, after):
+        return notice.charge
+    return 0
+
+
+def _targets(
+    notice: ExecutedNotice, notice_id: str, item_ids: tuple[str, ...] | None
+) -> list[NoticeLine]:
+    """The lines to reverse: those asked for (all without ``item_ids``) not reversed yet."""
+    done = set(notice.reversed_items)
+    if item_ids is None:
+        return [line for line in notice.lines if line.item_id not in done]
+    on_notice = {line.item_id for line in notice.lines}
+    for iid in item_ids:
+        if iid not in on_notice:
+            raise Rejected("item_not_in_notice", f"item {iid!r} is not on notice {notice_id}")
+    wanted = set(item_ids)
+    return [line for line in notice.lines if line.item_id in wanted and line.item_id not in done]
+
+
+def _check_no_later(later: tuple[ExecutedNotice, ...], target_ids: set[str]) -> None:
+    """``Rejected("later_notice_in_effect")`` when a later notice still holds a target."""
+    for n in later:
+        for line in n.lines:
+            if line.item_id in target_ids and line.item_id not in n.reversed_items:
+                raise Rejected(
+                    "later_notice_in_effect",
+                    f"item {line.item_id!r} is on a later notice still in effect; reverse it first",
+                )
+
+
+def _restored(
+    account: Account, notice: ExecutedNotice, targets: list[NoticeLine]
+) -> dict[str, Item]:
+    """The target items with the values they had before ``notice``
+    (``Rejected("state_mismatch")`` when one no longer has the values it gave them)."""
+    by_id = {it.item_id: it for it in account.items}
+    restored: dict[str, Item] = {}
+    for line in targets:
+        it = by_id[line.item_id]
+        if (it.level, it.last_dunned_day, it.interest_until_day) != notice.new_values(line):
+            raise Rejected(
+                "state_mismatch", f"item {it.item_id!r} no longer has the values the notice gave it"
+            )
+        restored[it.item_id] = replace(
+            it,
+            level=line.old_level,
+            last_dunned_day=line.old_last_dunned,
+            interest_until_day=line.old_interest_until,
+        )
+    return restored
+
+
+def _reversal_postings(
+    account_id: str,
+    notice: ExecutedNotice,
+    notice_id: str,
+    reversal_id: str,
+    charge: int,
+    interest: int,
+) -> tuple[Command, ...]:
+    """The compensating postings of a reversal: its charge, then its interest."""
+    commands: list[Command] = []
+    if charge:
+        commands.append(
+            PostDunningChargeReversal(
+                command_id=ids.command_id(reversal_id, "PostDunningChargeReversal"),
+                notice_id=notice_id,
+                account_id=account_id,
+                currency=notice.currency,
+                amount=charge,
+                reverses_command_id=ids.command_id(notice_id, "PostDunningCharge"),
+            )
+        )
+    if interest:
+        commands.append(
+            PostDunningInterestReversal(
+                command_id=ids.command_id(reversal_id, "PostDunningInterestReversal"),
+                notice_id=notice_id,
+                account_id=account_id,
+                currency=notice.currency,
+                amount=interest,
+                reverses_command_id=ids.command_id(notice_id, "PostDunningInterest"),
+            )
+        )
+    return tuple(commands)
 
 
 def reversal_refused(

@@ -127,10 +127,34 @@ def settle(
     c = changes or {}
     items: tuple[Item, ...] | list[Item] = c.get("items", account.items)
     cancelled_plans = c.get("cancelled_plans", account.cancelled_plans)
-    cancelled_invoices = c.get("cancelled_invoices", account.cancelled_invoices)
     plans: tuple[Plan, ...] = c.get("plans", account.plans)
     payments: tuple[Payment, ...] = c.get("payments", account.payments)
     reversed_payments = c.get("reversed_payments", account.reversed_payments)
+    plan_sources, status = _statuses(
+        items, plans, cancelled_plans, c.get("cancelled_invoices", account.cancelled_invoices)
+    )
+    by_id = {it.item_id: it for it in items}
+    open_ = {iid: by_id[iid].amount if st in (OPEN, IN_PLAN) else 0 for iid, st in status.items()}
+    pool: dict[str, int] = {}
+    waiting: dict[str, int] = {}
+    for p in payments:
+        if p.payment_id in reversed_payments:
+            continue
+        rest = _allocate(p, by_id, status, open_, plan_sources, waiting)
+        if rest:
+            pool[p.currency] = pool.get(p.currency, 0) + rest
+    _clear_with_pool(items, status, open_, pool)
+    return status, open_, pool, waiting
+
+
+def _statuses(
+    items: Iterable[Item],
+    plans: Iterable[Plan],
+    cancelled_plans: tuple[str, ...],
+    cancelled_invoices: tuple[str, ...],
+) -> tuple[dict[str, tuple[str, ...]], dict[str, int]]:
+    """(source items of every effective plan, status of every item): step 1."""
+    items = list(items)
     materialized = {it.plan_id for it in items if it.plan_id is not None}
     in_plan: set[str] = set()
     plan_sources: dict[str, tuple[str, ...]] = {}
@@ -139,55 +163,60 @@ def settle(
             plan_sources[plan.plan_id] = plan.item_ids
             if plan.plan_id not in cancelled_plans:
                 in_plan.update(plan.item_ids)
-    by_id: dict[str, Item] = {}
     status: dict[str, int] = {}
-    open_: dict[str, int] = {}
     for it in items:
-        iid = it.item_id
-        by_id[iid] = it
         if it.plan_id is not None:
             st = CLOSED if it.plan_id in cancelled_plans else OPEN
         elif it.invoice_id in cancelled_invoices:
             st = CANCELLED
-        elif iid in in_plan:
+        elif it.item_id in in_plan:
             st = IN_PLAN
         else:
             st = OPEN
-        status[iid] = st
-        open_[iid] = it.amount if st in (OPEN, IN_PLAN) else 0
+        status[it.item_id] = st
+    return plan_sources, status
 
-    pool: dict[str, int] = {}
-    waiting: dict[str, int] = {}
-    for p in payments:
-        if p.payment_id in reversed_payments:
+
+def _allocate(
+    p: Payment,
+    by_id: dict[str, Item],
+    status: dict[str, int],
+    open_: dict[str, int],
+    plan_sources: dict[str, tuple[str, ...]],
+    waiting: dict[str, int],
+) -> int:
+    """Step 2 for one payment: apply its allocations; returns its unallocated rest."""
+    rest = p.amount
+    for a in p.allocations:
+        rest -= a.amount
+        target = by_id.get(a.item_id)
+        if target is None:
+            waiting[p.currency] = waiting.get(p.currency, 0) + a.amount
             continue
-        rest = p.amount
-        for a in p.allocations:
-            rest -= a.amount
-            target = by_id.get(a.item_id)
-            if target is None:
-                waiting[p.currency] = waiting.get(p.currency, 0) + a.amount
-                continue
-            left = a.amount
-            if target.currency == p.currency:
-                st = status[target.item_id]
-                if st in (OPEN, IN_PLAN):
-                    left = _take(open_, target.item_id, left)
-                elif st == CLOSED:
-                    assert target.plan_id is not None
-                    sources = sorted(
-                        (by_id[s] for s in plan_sources[target.plan_id] if s in by_id),
-                        key=_clearing_key,
-                    )
-                    for src in sources:
-                        if left == 0:
-                            break
-                        if status[src.item_id] in (OPEN, IN_PLAN) and src.currency == p.currency:
-                            left = _take(open_, src.item_id, left)
-            rest += left
-        if rest:
-            pool[p.currency] = pool.get(p.currency, 0) + rest
+        left = a.amount
+        if target.currency == p.currency:
+            st = status[target.item_id]
+            if st in (OPEN, IN_PLAN):
+                left = _take(open_, target.item_id, left)
+            elif st == CLOSED:
+                assert target.plan_id is not None
+                sources = sorted(
+                    (by_id[s] for s in plan_sources[target.plan_id] if s in by_id),
+                    key=_clearing_key,
+                )
+                for src in sources:
+                    if left == 0:
+                        break
+                    if status[src.item_id] in (OPEN, IN_PLAN) and src.currency == p.currency:
+                        left = _take(open_, src.item_id, left)
+        rest += left
+    return rest
 
+
+def _clear_with_pool(
+    items: Iterable[Item], status: dict[str, int], open_: dict[str, int], pool: dict[str, int]
+) -> None:
+    """Step 3: the unallocated money of each currency clears its open items (in place)."""
     for currency in pool:
         money = pool[currency]
         if money <= 0:
@@ -199,7 +228,6 @@ def settle(
             if money == 0:
                 break
         pool[currency] = money
-    return status, open_, pool, waiting
 
 
 def _take(open_: dict[str, int], item_id: str, money: int) -> int:

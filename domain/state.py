@@ -21,6 +21,7 @@ from domain.events import (
     Installment,
     PostalAddress,
 )
+from domain.history import in_effect
 
 OPEN = 0
 """An item that can be paid and dunned (its open amount may be 0: paid)."""
@@ -146,8 +147,7 @@ class ExecutedNotice:
 
     def in_effect(self) -> bool:
         """True while at least one listed item is not reversed."""
-        rev = self.reversed_items
-        return any(line.listed and line.item_id not in rev for line in self.lines)
+        return in_effect(self.lines, self.reversed_items)
 
     def new_values(self, line: NoticeLine) -> tuple[int, int | None, int | None]:
         """(level, last dunned day, interest-until day) the notice gave ``line``'s item."""
@@ -329,5 +329,3 @@ class Proposal:
     left_out: tuple[LeftOutItem, ...]
     auto_approve: bool
     last_notice_date: int | None
-
-
