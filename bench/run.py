@@ -161,6 +161,70 @@ class _Phase:
         profiles.report(self.spy.out, self.stem, self.stem.name)
 
 
+async def _backlog(settings: Settings, runs: common.RunsWatcher, prof: Profiler,
+                   workers: list[common.Proc], args: argparse.Namespace,
+                   result: dict[str, Any]) -> dict[str, Any]:
+    """The backlog run: the proposal run of the bulk state's payment run."""
+    _, _, pr = gen.payment_run(gen.AS_OF)
+    with prof.phase("backlog"):
+        t0 = time.monotonic()
+        await common.publish(settings, [gen.payment_run(gen.AS_OF)])
+        t1, done = await runs.wait("ProposalRunCompleted", f"{pr['run_id']}/1", args.timeout)
+    result["backlog"] = _run_result(t1 - t0, done)
+    result["backlog"]["drained_s"] = await drained(settings, t0, args.timeout)
+    result["memory_backlog"] = memory(workers)
+    print(f"  backlog run: {result['backlog']}", flush=True)
+    return done
+
+
+async def _activity(settings: Settings, runs: common.RunsWatcher, prof: Profiler,
+                    workers: list[common.Proc], run_id: str, args: argparse.Namespace,
+                    result: dict[str, Any]) -> None:
+    """The activity run: the backlog run approved."""
+    with prof.phase("activity"):
+        t0 = time.monotonic()
+        await common.publish(settings, [(
+            "dunning.decisions", "RunApproved", {
+                "event_id": eid("approve", run_id), "run_id": run_id,
+                "decided_by": "bench"})], key_field="run_id")
+        t1, act = await runs.wait("ActivityRunCompleted", run_id, args.timeout)
+    result["activity"] = {
+        "seconds": round(t1 - t0, 3), "notices": act["notices"],
+        "commands": act["commands"],
+        "notices_per_s": round(act["notices"] / (t1 - t0), 1),
+        "drained_s": await drained(settings, t0, args.timeout)}
+    result["memory_activity"] = memory(workers)
+    print(f"  activity run: {result['activity']}", flush=True)
+
+
+async def _daily(settings: Settings, runs: common.RunsWatcher, prof: Profiler,
+                 workers: list[common.Proc], session: aiohttp.ClientSession, n: int, k: int,
+                 label: str, args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """Day `k` after the backlog: its payments and invoices, then its proposal run."""
+    day = gen.AS_OF + timedelta(days=k)
+    changes = [e for i in range(n) for e in
+               gen.daily_events(i, args.seed, gen.AS_OF, day, args.share)]
+    before = await applied(workers, session)
+    t0 = time.monotonic()
+    await common.publish(settings, changes)
+    while await applied(workers, session) < before + len(changes):
+        if time.monotonic() - t0 > args.timeout:
+            raise TimeoutError("daily changes not applied")
+        await asyncio.sleep(0.05)
+    result[f"{label}_ingest"] = {
+        "events": len(changes), "seconds": round(time.monotonic() - t0, 3)}
+    _, _, pr2 = gen.payment_run(day)
+    with prof.phase(label):
+        t0 = time.monotonic()
+        await common.publish(settings, [gen.payment_run(day)])
+        t1, done2 = await runs.wait("ProposalRunCompleted", f"{pr2['run_id']}/1", args.timeout)
+    result[label] = _run_result(t1 - t0, done2)
+    result[label]["drained_s"] = await drained(settings, t0, args.timeout)
+    result[f"memory_{label}"] = memory(workers)
+    print(f"  {label} run ({day}): {result[label]} after "
+          f"{result[f'{label}_ingest']}", flush=True)
+
+
 async def one(n: int, n_workers: int, args: argparse.Namespace) -> dict[str, Any]:
     spec = bulk.Spec(n, args.seed, partitions=args.partitions, indexed=args.indexed)
     t = common.Timer()
@@ -193,61 +257,13 @@ async def one(n: int, n_workers: int, args: argparse.Namespace) -> dict[str, Any
                       f"{result['start_s']} s, RSS "
                       f"{[m['VmRSS'] // 2**20 for m in result['memory_idle']]} MiB", flush=True)
                 async with common.RunsWatcher(settings, codec) as runs:
-                    # -- backlog run
-                    as_of = gen.AS_OF
-                    _, _, pr = gen.payment_run(as_of)
-                    with prof.phase("backlog"):
-                        t0 = time.monotonic()
-                        await common.publish(settings, [gen.payment_run(as_of)])
-                        t1, done = await runs.wait("ProposalRunCompleted", f"{pr['run_id']}/1",
-                                                   args.timeout)
-                    result["backlog"] = _run_result(t1 - t0, done)
-                    result["backlog"]["drained_s"] = await drained(settings, t0, args.timeout)
-                    result["memory_backlog"] = memory(workers)
-                    print(f"  backlog run: {result['backlog']}", flush=True)
-                    # -- activity run
+                    done = await _backlog(settings, runs, prof, workers, args, result)
                     if not args.no_activity:
-                        run_id = done["run_id"]
-                        with prof.phase("activity"):
-                            t0 = time.monotonic()
-                            await common.publish(settings, [(
-                                "dunning.decisions", "RunApproved", {
-                                    "event_id": eid("approve", run_id), "run_id": run_id,
-                                    "decided_by": "bench"})], key_field="run_id")
-                            t1, act = await runs.wait("ActivityRunCompleted", run_id,
-                                                      args.timeout)
-                        result["activity"] = {
-                            "seconds": round(t1 - t0, 3), "notices": act["notices"],
-                            "commands": act["commands"],
-                            "notices_per_s": round(act["notices"] / (t1 - t0), 1),
-                            "drained_s": await drained(settings, t0, args.timeout)}
-                        result["memory_activity"] = memory(workers)
-                        print(f"  activity run: {result['activity']}", flush=True)
-                    # -- the next day's payments and invoices, then the daily run
+                        await _activity(settings, runs, prof, workers, done["run_id"], args,
+                                        result)
                     for k, label in ((1, "daily"), (2, "daily2"))[:0 if args.no_daily else 2]:
-                        day = as_of + timedelta(days=k)
-                        changes = [e for i in range(n) for e in
-                                   gen.daily_events(i, args.seed, as_of, day, args.share)]
-                        before = await applied(workers, session)
-                        t0 = time.monotonic()
-                        await common.publish(settings, changes)
-                        while await applied(workers, session) < before + len(changes):
-                            if time.monotonic() - t0 > args.timeout:
-                                raise TimeoutError("daily changes not applied")
-                            await asyncio.sleep(0.05)
-                        result[f"{label}_ingest"] = {
-                            "events": len(changes), "seconds": round(time.monotonic() - t0, 3)}
-                        _, _, pr2 = gen.payment_run(day)
-                        with prof.phase(label):
-                            t0 = time.monotonic()
-                            await common.publish(settings, [gen.payment_run(day)])
-                            t1, done2 = await runs.wait("ProposalRunCompleted",
-                                                        f"{pr2['run_id']}/1", args.timeout)
-                        result[label] = _run_result(t1 - t0, done2)
-                        result[label]["drained_s"] = await drained(settings, t0, args.timeout)
-                        result[f"memory_{label}"] = memory(workers)
-                        print(f"  {label} run ({day}): {result[label]} after "
-                              f"{result[f'{label}_ingest']}", flush=True)
+                        await _daily(settings, runs, prof, workers, session, n, k, label, args,
+                                     result)
         finally:
             for w in workers:
                 w.stop()
