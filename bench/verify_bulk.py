@@ -41,6 +41,34 @@ async def _account(w: common.Proc, session: aiohttp.ClientSession, acc: str) -> 
         return resp.status, await resp.json()
 
 
+async def _compare_accounts(w_ing: common.Proc, w_blk: common.Proc,
+                            session: aiohttp.ClientSession, n: int) -> dict[str, Any]:
+    """Each account's state as both workers show it: how many differ, and the first."""
+    differ = []
+    for i in range(n):
+        acc = gen.account_id(i)
+        a = await _account(w_ing, session, acc)
+        c = await _account(w_blk, session, acc)
+        if a != c:
+            differ.append({"account": acc, "ingest": a, "bulk": c})
+    return {"accounts_compared": n, "accounts_differing": len(differ),
+            "first_difference": differ[0] if differ else None}
+
+
+async def _proposal_run(s: Settings, codec: Codec) -> tuple[dict[str, Any], list[str]]:
+    """The proposal run of the payment run in one namespace: its counts, and its proposals
+    (without event ids) as sorted JSON."""
+    async with common.RunsWatcher(s, codec) as watcher:
+        _, _, pr = gen.payment_run(gen.AS_OF)
+        await common.publish(s, [gen.payment_run(gen.AS_OF)])
+        _, done = await watcher.wait("ProposalRunCompleted", f"{pr['run_id']}/1", 120)
+    props = [r.record for r in await read_all(s, "dunning.proposals")]
+    return (
+        {k: done[k] for k in ("accounts_evaluated", "proposals", "accounts_unknown_procedure")},
+        sorted(json.dumps({k: v for k, v in p.items() if k != "event_id"},
+                          sort_keys=True, default=str) for p in props))
+
+
 async def verify(n: int, seed: int) -> dict[str, Any]:
     work = common.workdir("verify-bulk")
     codec = Codec.from_settings(Settings())
@@ -70,30 +98,10 @@ async def verify(n: int, seed: int) -> dict[str, Any]:
                     if time.monotonic() > deadline:
                         raise TimeoutError("ingest did not finish")
                     await asyncio.sleep(0.2)
-                differ = []
-                for i in range(n):
-                    acc = gen.account_id(i)
-                    a = await _account(w_ing, session, acc)
-                    c = await _account(w_blk, session, acc)
-                    if a != c:
-                        differ.append({"account": acc, "ingest": a, "bulk": c})
-                out["accounts_compared"] = n
-                out["accounts_differing"] = len(differ)
-                out["first_difference"] = differ[0] if differ else None
+                out.update(await _compare_accounts(w_ing, w_blk, session, n))
                 # the same proposal run in both namespaces
-                runs = {}
-                for name, s in (("ingest", ing), ("bulk", blk)):
-                    async with common.RunsWatcher(s, codec) as watcher:
-                        _, _, pr = gen.payment_run(gen.AS_OF)
-                        await common.publish(s, [gen.payment_run(gen.AS_OF)])
-                        _, done = await watcher.wait("ProposalRunCompleted",
-                                                     f"{pr['run_id']}/1", 120)
-                    props = [r.record for r in await read_all(s, "dunning.proposals")]
-                    runs[name] = (
-                        {k: done[k] for k in ("accounts_evaluated", "proposals",
-                                              "accounts_unknown_procedure")},
-                        sorted(json.dumps({k: v for k, v in p.items() if k != "event_id"},
-                                          sort_keys=True, default=str) for p in props))
+                runs = {name: await _proposal_run(s, codec)
+                        for name, s in (("ingest", ing), ("bulk", blk))}
                 out["run_ingest"], out["run_bulk"] = runs["ingest"][0], runs["bulk"][0]
                 out["proposals_equal"] = runs["ingest"][1] == runs["bulk"][1]
                 out["proposals"] = len(runs["ingest"][1])
