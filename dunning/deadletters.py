@@ -31,7 +31,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from config.logs import configure
-from config.settings import Settings, SettingsError
+from config.settings import Settings
+from dunning.commands.common import settings as load_settings
 from topics.broker import ensure_broker
 from topics.catalogue import BY_NAME, DEAD_LETTERS, REPLAY_HEADER
 from topics.clients import Received, read
@@ -230,10 +231,7 @@ async def publish_replays(settings: Settings, replays: Sequence[Replay],
 
 # ---------------------------------------------------------------- command line
 def _settings() -> Settings:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise SystemExit(f"dunning: {exc}") from exc
+    settings = load_settings()
     configure(settings.log_format, settings.log_level)
     return settings
 
