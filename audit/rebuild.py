@@ -25,6 +25,14 @@ from decimal import Decimal
 from typing import Any
 
 from audit.problems import Location, Problem
+from domain.history import in_effect
+from domain.history_fold import (
+    ItemDunning,
+    apply_change,
+    reversal_findings,
+    reversed_after,
+    set_level,
+)
 from schemas.codec import EPOCH_ORDINAL
 
 HISTORY_TYPES = ("DunningNoticeIssued", "DunningNoticeReversed", "history.ProposalRejected",
@@ -90,16 +98,9 @@ def typed(record_type: str, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-@dataclass(slots=True)
-class ItemState:
-    level: int = 0
-    last_dunned: date | None = None
-    interest_until: date | None = None
-    #: seq of the record that last changed the item
-    changed_by: int | None = None
-
-    def values(self) -> tuple[int, date | None, date | None]:
-        return self.level, self.last_dunned, self.interest_until
+ItemState = ItemDunning
+"""An item's level, last-dunned and interest-until date as the history left them (the
+domain's fold, :mod:`domain.history_fold`, with `date` days)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +147,8 @@ class Notice:
 
     @property
     def in_effect(self) -> bool:
-        """True while at least one listed item is not reversed (as the processor says)."""
-        done = set(self.reversed_items)
-        return any(ch.listed and ch.item_id not in done for ch in self.items)
+        """True while at least one listed item is not reversed (the domain's rule)."""
+        return in_effect(self.items, self.reversed_items)
 
 
 @dataclass(slots=True)
@@ -240,7 +240,7 @@ class AccountHistory:
     #: approved proposals not executed and refused reversals (they change no item)
     outcomes: list[Outcome] = field(default_factory=list)
     level_changes: list[LevelChange] = field(default_factory=list)
-    items: dict[str, ItemState] = field(default_factory=dict)
+    items: dict[str, ItemDunning[date]] = field(default_factory=dict)
     #: records not applied because they are recorded for a date after `as_of`
     after_as_of: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -339,16 +339,14 @@ class Rebuilder:
                 ctx.problem(f"reverses notice {r['notice_id']}, which the account's history "
                             "does not hold")
         else:
-            on_notice = {ch.item_id for ch in notice.items}
-            for item_id in r["item_ids"]:
-                if not self.check:
-                    break
-                if item_id not in on_notice:
-                    ctx.problem(f"item {item_id} is not on notice {notice.notice_id}")
-                elif item_id in notice.reversed_items:
-                    ctx.problem(f"item {item_id} of notice {notice.notice_id} was already "
+            if self.check:
+                for item_id, what in reversal_findings(notice.items, notice.reversed_items,
+                                                       r["item_ids"]):
+                    ctx.problem(f"item {item_id} is not on notice {notice.notice_id}"
+                                if what == "not_on_notice" else
+                                f"item {item_id} of notice {notice.notice_id} was already "
                                 "reversed")
-            notice.reversed_items = sorted(set(notice.reversed_items) | set(r["item_ids"]))
+            notice.reversed_items = reversed_after(notice.reversed_items, r["item_ids"])
             notice.reversal_ids.append(r["reversal_id"])
         acc.reversals.append(Reversal(
             ref.seq, ref.event_id, r["reversal_id"], r["notice_id"], r["run_id"],
@@ -360,12 +358,11 @@ class Rebuilder:
 
     def _level_changed(self, ctx: _Context, r: dict[str, Any]) -> None:
         acc, ref = ctx.acc, ctx.ref
-        item = acc.items.setdefault(r["item_id"], ItemState())
-        if self.check and item.level != r["old_level"]:
+        before = set_level(acc.items, r["item_id"], r["old_level"], r["new_level"], ref.seq)
+        if self.check and before is not None:
             ctx.problem(f"item {r['item_id']}: the record says it was at level "
-                        f"{r['old_level']}, the history before it left level {item.level}"
-                        + _by(item))
-        item.level, item.changed_by = r["new_level"], ref.seq
+                        f"{r['old_level']}, the history before it left level {before.level}"
+                        + _by(before))
         acc.level_changes.append(LevelChange(ref.seq, ref.event_id, r["item_id"],
                                              ref.recorded_for, r["old_level"],
                                              r["new_level"], r["reason"]))
@@ -394,15 +391,8 @@ class _Context:
         self.acc.problems.append(p)
 
     def change(self, ch: ItemChange) -> None:
-        item = self.acc.items.get(ch.item_id)
-        if item is None:
-            item = self.acc.items[ch.item_id] = ItemState()
-        if self.rebuilder.check and (
-                item.level != ch.old_level or item.last_dunned != ch.old_last_dunned
-                or item.interest_until != ch.old_interest_until):
+        before = apply_change(self.acc.items, ch, self.ref.seq)
+        if self.rebuilder.check and before is not None:
             old = (ch.old_level, ch.old_last_dunned, ch.old_interest_until)
             self.problem(f"item {ch.item_id}: the record starts from {_show(old)}; the history "
-                         f"before it left {_show(item.values())}{_by(item)}")
-        item.level, item.last_dunned, item.interest_until = (
-            ch.new_level, ch.new_last_dunned, ch.new_interest_until)
-        item.changed_by = self.ref.seq
+                         f"before it left {_show(before.values())}{_by(before)}")
