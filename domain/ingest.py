@@ -27,10 +27,12 @@ from domain.events import (
     PaymentReversed,
 )
 from domain.money import MINOR_UNITS
+from domain.retention import event_day
 from domain.settlement import materialize, resettled
 from domain.state import (
     IN_PLAN,
     OPEN,
+    SEEN_ENTRY_SIZE,
     Account,
     Invoice,
     Item,
@@ -43,7 +45,8 @@ from domain.state import (
 
 _SEEN_KEY = 8
 _SEEN_DIGEST = 4
-_SEEN_SIZE = _SEEN_KEY + _SEEN_DIGEST
+_SEEN_SIZE = SEEN_ENTRY_SIZE
+assert _SEEN_SIZE == _SEEN_KEY + _SEEN_DIGEST
 
 
 def _hash(data: bytes, size: int) -> bytes:
@@ -84,12 +87,42 @@ def evolve(account: Account, event: InputEvent, digest: bytes) -> Account:
             "wrong_account",
             f"event for account {event.account_id!r} given to account {account.account_id!r}",
         )
+    day = event_day(event)
+    if day is not None and day < account.horizon:
+        raise Rejected(
+            "before_retention_horizon",
+            f"event {event.event_id!r} is of a day before the account's retention horizon "
+            f"({account.horizon}): it may have been applied and forgotten",
+        )
     handler = _HANDLERS.get(type(event))
     if handler is None:
         raise Rejected("unknown_event", f"no rule for {type(event).__name__}")
     changes = handler(account, event)
-    changes["seen"] = seen + key + dig
+    if day is None:
+        changes["seen"] = seen + key + dig
+    else:
+        changes["seen"], changes["seen_days"] = _remember(seen, account.seen_days, key + dig, day)
     return with_changes(account, changes)
+
+
+def _remember(
+    seen: bytes, days: tuple[tuple[int, int], ...], entry: bytes, day: int
+) -> tuple[bytes, tuple[tuple[int, int], ...]]:
+    """``seen`` and ``seen_days`` with ``entry`` added to the group of ``day``."""
+    at = 0
+    for i, (d, n) in enumerate(days):
+        if d >= day:
+            if d == day:
+                at += n
+                new = (*days[:i], (d, n + 1), *days[i + 1 :])
+            else:
+                new = (*days[:i], (day, 1), *days[i:])
+            break
+        at += n
+    else:
+        new = (*days, (day, 1))
+    pos = at * _SEEN_SIZE
+    return seen[:pos] + entry + seen[pos:], new
 
 
 def _currency(currency: str) -> None:

@@ -23,6 +23,9 @@ from domain.events import (
 )
 from domain.history import in_effect
 
+SEEN_ENTRY_SIZE = 12
+"""Bytes per applied event in ``Account.seen``: an 8-byte key and a 4-byte digest."""
+
 OPEN = 0
 """An item that can be paid and dunned (its open amount may be 0: paid)."""
 CANCELLED = 1
@@ -180,9 +183,18 @@ class Account:
     """Proposals awaiting a decision."""
     seen: bytes = b""
     """Applied events: 12 bytes each, an 8-byte hash of the event id and a 4-byte hash of
-    its digest (enough to tell a redelivery from another event reusing the id)."""
+    its digest (enough to tell a redelivery from another event reusing the id). Those
+    with a day (``domain.retention.event_day``) come first, grouped by day in the order of
+    ``seen_days``; then those without one (or applied before days were kept), which are
+    never forgotten."""
     history_seq: int = 0
     history_head: str = ""
+    seen_days: tuple[tuple[int, int], ...] = ()
+    """(day, number of applied events of that day), by day: the groups at the start of
+    ``seen``. A multiset: the same whatever order the events arrived in."""
+    horizon: int = 0
+    """The day up to which the account has forgotten (``domain.retention.compact``):
+    input events of an earlier day are refused, since their ids may have been forgotten."""
 
 
 def new_account(account_id: str) -> Account:

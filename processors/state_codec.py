@@ -1,8 +1,9 @@
 """Compact storage of :class:`domain.state.Account`: msgpack of positional arrays.
 
-Layout (format 1): ``[1, account_id, master, invoices, items, payments, seen,
+Layout (format 3): ``[3, account_id, master, invoices, items, payments, seen,
 history_seq, history_head, locks, cancelled_invoices, reversed_payments, plans,
-cancelled_plans, due_changes, notices, pending]`` (empty trailing fields left off), each
+cancelled_plans, due_changes, notices, pending, horizon]`` (empty trailing fields left
+off; formats 1 and 2 end at ``pending``; their ``seen`` has no days), each
 record an array of its fields in a fixed order, no field names. To stay small:
 
 - an invoice item points at its invoice by index (invoice id and currency are stored
@@ -15,6 +16,9 @@ record an array of its fields in a fixed order, no field names. To stay small:
 - an invoice's or payment's currency equal to the account's currency is ``nil``; issue
   and receipt days count from 2000-01-01;
 - a history head that is a lowercase hex sha256 is stored as its 32 bytes;
+- ``seen`` with ``seen_days`` is ``[seen, day, count, day, count, ...]``, the first day
+  counted from 2000-01-01 and every other from the one before (mostly 2 bytes a day);
+  without days, ``seen`` alone;
 - activities are indices into ``ACTIVITIES``;
 - a notice's letter recipient and language equal to the account's current master data
   are stored as ``true`` (the master is stored in the same value, so this is exact).
@@ -55,15 +59,17 @@ from domain.state import (
 
 __all__ = ["FORMAT_VERSION", "pack", "unpack"]
 
-FORMAT_VERSION = 2
-"""2: instalment amounts of a plan in thousandths of a unit (1: in minor units of the
+FORMAT_VERSION = 3
+"""3: the days of the applied events (``seen_days``) and the retention horizon (rows of
+format 1 and 2 have neither: their events have no day, so their ids are kept).
+2: instalment amounts of a plan in thousandths of a unit (1: in minor units of the
 currency the plan was converted with; read and upgraded, see :func:`_v1_plans`)."""
 
 _EPOCH = 730120
 """Day number of 2000-01-01: issue and receipt days are stored relative to it (shorter)."""
-_TOP_SIZE = 17
+_TOP_SIZE = 18
 _TOP_MIN = 6
-_TOP_TAIL: tuple[Any, ...] = (b"", 0, "", (), (), (), (), (), (), (), ())
+_TOP_TAIL: tuple[Any, ...] = (b"", 0, "", (), (), (), (), (), (), (), (), 0)
 """Defaults of the top-level fields from ``seen`` on, left off when trailing."""
 _ACTIVITY_INDEX = {name: index for index, name in enumerate(ACTIVITIES)}
 # Defaults of the optional tail of an item row:
@@ -287,7 +293,7 @@ def pack(account: Account) -> bytes:
             for it in account.items
         ],
         payments,
-        account.seen,
+        [account.seen, *_pack_days(account.seen_days)] if account.seen_days else account.seen,
         account.history_seq,
         _pack_head(account.history_head),
         [[x.lock_id, x.reason, x.valid_from, x.valid_to, x.item_id] for x in account.locks]
@@ -305,6 +311,7 @@ def pack(account: Account) -> bytes:
         account.due_changes,
         [_pack_notice(n, m) for n in account.notices] if account.notices else (),
         [_pack_proposal(p) for p in account.pending] if account.pending else (),
+        account.horizon,
     ]
     end = len(value)
     while end > _TOP_MIN and not value[end - 1]:
@@ -383,17 +390,29 @@ def _v1_plans(plans: tuple[Plan, ...], items: list[Item], home: str | None) -> t
             out.append(plan)
             continue
         exponent = minor_units(currency)
-        out.append(_Plan(plan.plan_id, plan.item_ids, tuple(
-            _Installment(i.item_id, i.amount * 10 ** (3 - exponent) if exponent <= 3
-                         else i.amount // 10 ** (exponent - 3), i.due_date)
-            for i in plan.installments)))
+        out.append(
+            _Plan(
+                plan.plan_id,
+                plan.item_ids,
+                tuple(
+                    _Installment(
+                        i.item_id,
+                        i.amount * 10 ** (3 - exponent)
+                        if exponent <= 3
+                        else i.amount // 10 ** (exponent - 3),
+                        i.due_date,
+                    )
+                    for i in plan.installments
+                ),
+            )
+        )
     return tuple(out)
 
 
 def unpack(data: bytes) -> Account:
     """The account packed by :func:`pack`."""
     v = msgpack.unpackb(data, raw=False, use_list=False)
-    if v[0] not in (1, FORMAT_VERSION):
+    if v[0] not in (1, 2, FORMAT_VERSION):
         raise ValueError(f"unknown account state format {v[0]!r}")
     if len(v) < _TOP_SIZE:
         v = v + _TOP_TAIL[len(v) - _TOP_SIZE :]
@@ -484,7 +503,27 @@ def unpack(data: bytes) -> Account:
         v[14],
         tuple([_unpack_notice(r, master) for r in v[15]]) if v[15] else (),
         tuple([_unpack_proposal(r, account_id) for r in v[16]]) if v[16] else (),
-        v[6],
+        v[6] if v[6].__class__ is bytes else v[6][0],
         v[7],
         v[8].hex() if v[8].__class__ is bytes else v[8],
+        () if v[6].__class__ is bytes else _unpack_days(v[6][1:]),
+        v[17],
     )
+
+
+def _pack_days(days: tuple[tuple[int, int], ...]) -> list[int]:
+    flat: list[int] = []
+    last = _EPOCH
+    for day, n in days:
+        flat += (day - last, n)
+        last = day
+    return flat
+
+
+def _unpack_days(flat: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    days = []
+    day = _EPOCH
+    for i in range(0, len(flat), 2):
+        day += flat[i]
+        days.append((day, flat[i + 1]))
+    return tuple(days)

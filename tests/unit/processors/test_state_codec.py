@@ -95,3 +95,19 @@ def test_a_format_1_row_is_read_with_its_plan_amounts_in_thousandths() -> None:
     v[12] = [[p[0], p[1], [[i[0], 300, i[2]] for i in p[2]]] for p in v[12]]
     old = state_codec.unpack(msgpack.packb(v, use_bin_type=True))
     assert old == acc
+
+
+def test_a_compacted_account_round_trips_with_its_event_days_and_horizon() -> None:
+    from domain.retention import compact
+
+    acc = compact(three_items_one_payment(), day("2024-01-16") + 730, 730)
+    assert acc.horizon == day("2024-01-16") and acc.seen_days
+    assert unpack(pack(acc)) == acc
+
+
+def test_a_format_2_row_is_read_with_no_event_days() -> None:
+    acc = three_items_one_payment()
+    v = list(msgpack.unpackb(pack(acc), raw=False, use_list=False))
+    v[0], v[6] = 2, v[6][0]  # format 2: seen alone, without days
+    old = unpack(msgpack.packb(v, use_bin_type=True))
+    assert old == replace(acc, seen_days=())
