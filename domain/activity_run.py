@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import TypedDict
 
 from domain import ids
 from domain.commands import (
@@ -106,17 +107,7 @@ def _notice_lines(
     for p_item in proposal.items:
         it = by_id[p_item.item_id]
         lines.append(
-            NoticeLine(
-                item_id=it.item_id,
-                listed=True,
-                old_level=it.level,
-                new_level=p_item.new_level,
-                old_last_dunned=it.last_dunned_day,
-                old_interest_until=it.interest_until_day,
-                interest=p_item.interest,
-                open_amount=p_item.open_amount,
-                due_day=p_item.due_date,
-            )
+            _line(it, True, p_item.new_level, p_item.interest, p_item.open_amount, p_item.due_date)
         )
         updated[it.item_id] = replace(
             it,
@@ -126,21 +117,26 @@ def _notice_lines(
         )
     for change in proposal.level_changes:
         it = by_id[change.item_id]
-        lines.append(
-            NoticeLine(
-                item_id=it.item_id,
-                listed=False,
-                old_level=it.level,
-                new_level=change.new_level,
-                old_last_dunned=it.last_dunned_day,
-                old_interest_until=it.interest_until_day,
-                interest=0,
-                open_amount=it.open_amount,
-                due_day=it.due_day,
-            )
-        )
+        lines.append(_line(it, False, change.new_level, 0, it.open_amount, it.due_day))
         updated[it.item_id] = replace(it, level=change.new_level)
     return tuple(lines), updated
+
+
+def _line(
+    it: Item, listed: bool, new_level: int, interest: int, open_amount: int, due_day: int
+) -> NoticeLine:
+    """The line of ``it`` on a notice: its values before, what the notice gives it."""
+    return NoticeLine(
+        it.item_id,
+        listed,
+        it.level,
+        new_level,
+        it.last_dunned_day,
+        it.interest_until_day,
+        interest,
+        open_amount,
+        due_day,
+    )
 
 
 def _executed(
@@ -314,6 +310,14 @@ def item_changes(
     return tuple(result)
 
 
+class _Head(TypedDict):
+    """The fields every command of a notice starts with."""
+
+    command_id: str
+    notice_id: str
+    account_id: str
+
+
 @dataclass(frozen=True, slots=True)
 class _Draft:
     """What every command of one notice is built from."""
@@ -325,21 +329,25 @@ class _Draft:
     listed_open: int
     total_due: int
 
-    def command_id(self, kind: str, n: int = 0) -> str:
-        return ids.command_id(self.notice_id, kind, n)
+    def head(self, kind: str, n: int = 0) -> _Head:
+        """Id, notice and account of the ``n``-th command of ``kind``."""
+        return _Head(
+            command_id=ids.command_id(self.notice_id, kind, n),
+            notice_id=self.notice_id,
+            account_id=self.account_id,
+        )
 
 
 def _letter(d: _Draft) -> tuple[Command, ...]:
     n = d.notice
     assert n.recipient is not None and n.language is not None
+    channel = "email" if n.recipient.email else "print"
     return (
         PrintDunningLetter(
-            command_id=d.command_id("PrintDunningLetter"),
-            notice_id=d.notice_id,
-            account_id=d.account_id,
+            **d.head("PrintDunningLetter"),
             level=n.level,
             language=n.language,
-            channel="email" if n.recipient.email else "print",
+            channel=channel,
             recipient=n.recipient,
             currency=n.currency,
             items=d.items,
@@ -354,62 +362,32 @@ def _letter(d: _Draft) -> tuple[Command, ...]:
 
 
 def _lock(d: _Draft) -> tuple[Command, ...]:
-    return (
-        SetDunningLock(
-            command_id=d.command_id("SetDunningLock"),
-            notice_id=d.notice_id,
-            account_id=d.account_id,
-            reason=f"dunning level {d.notice.level}",
-        ),
-    )
+    reason = f"dunning level {d.notice.level}"
+    return (SetDunningLock(**d.head("SetDunningLock"), reason=reason),)
 
 
 def _collection(d: _Draft) -> tuple[Command, ...]:
+    head = d.head("ReleaseToCollectionAgency")
+    currency = d.notice.currency
     return (
-        ReleaseToCollectionAgency(
-            command_id=d.command_id("ReleaseToCollectionAgency"),
-            notice_id=d.notice_id,
-            account_id=d.account_id,
-            currency=d.notice.currency,
-            items=d.items,
-            amount=d.listed_open,
-        ),
+        ReleaseToCollectionAgency(**head, currency=currency, items=d.items, amount=d.listed_open),
     )
 
 
 def _deposit(d: _Draft) -> tuple[Command, ...]:
-    return (
-        RequestSecurityDeposit(
-            command_id=d.command_id("RequestSecurityDeposit"),
-            notice_id=d.notice_id,
-            account_id=d.account_id,
-            currency=d.notice.currency,
-            amount=d.total_due,
-        ),
-    )
+    head = d.head("RequestSecurityDeposit")
+    return (RequestSecurityDeposit(**head, currency=d.notice.currency, amount=d.total_due),)
 
 
 def _workflow(d: _Draft) -> tuple[Command, ...]:
     level = d.notice.level
-    return (
-        NotifyAgent(
-            command_id=d.command_id("NotifyAgent"),
-            notice_id=d.notice_id,
-            account_id=d.account_id,
-            level=level,
-            task=f"follow up dunning level {level}",
-        ),
-    )
+    task = f"follow up dunning level {level}"
+    return (NotifyAgent(**d.head("NotifyAgent"), level=level, task=task),)
 
 
 def _deactivate_plans(d: _Draft) -> tuple[Command, ...]:
     return tuple(
-        DeactivateInstallmentPlan(
-            command_id=d.command_id("DeactivateInstallmentPlan", n),
-            notice_id=d.notice_id,
-            account_id=d.account_id,
-            plan_id=plan_id,
-        )
+        DeactivateInstallmentPlan(**d.head("DeactivateInstallmentPlan", n), plan_id=plan_id)
         for n, plan_id in enumerate(d.notice.plan_ids)
     )
 
@@ -431,24 +409,11 @@ def _postings(d: _Draft) -> tuple[Command, ...]:
     out: list[Command] = []
     if n.charge:
         out.append(
-            PostDunningCharge(
-                command_id=d.command_id("PostDunningCharge"),
-                notice_id=d.notice_id,
-                account_id=d.account_id,
-                currency=n.currency,
-                amount=n.charge,
-            )
+            PostDunningCharge(**d.head("PostDunningCharge"), currency=n.currency, amount=n.charge)
         )
     if n.interest:
-        out.append(
-            PostDunningInterest(
-                command_id=d.command_id("PostDunningInterest"),
-                notice_id=d.notice_id,
-                account_id=d.account_id,
-                currency=n.currency,
-                amount=n.interest,
-            )
-        )
+        head = d.head("PostDunningInterest")
+        out.append(PostDunningInterest(**head, currency=n.currency, amount=n.interest))
     return tuple(out)
 
 
