@@ -21,14 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from domain.events import (
-    DueDateChanged,
-    DunningLockSet,
-    InputEvent,
-    InstallmentPlanCreated,
-    InvoiceIssued,
-    PaymentReceived,
-)
+from domain.events import InputEvent, InvoiceIssued, PaymentReceived
 from domain.settlement import settle
 from domain.state import SEEN_ENTRY_SIZE, Account, ExecutedNotice, Item, with_changes
 
@@ -37,19 +30,15 @@ __all__ = ["compact", "event_day"]
 
 def event_day(event: InputEvent) -> int | None:
     """The business day ``event`` speaks of, if it has one: an invoice's issue day, a
-    payment's receipt day, the new due date, a lock's last day, a plan's last due date.
-    Master data, lock releases, cancellations and payment reversals have none (their ids
-    are kept: they are few, and each is idempotent by what it names)."""
+    payment's receipt day. Ingest compacts with the largest of them as "today", so only
+    days that are not ahead of the business are used: a lock's end, a new due date or an
+    instalment's due date may lie years ahead (a lock "until further notice"), and would
+    make an account forget far too early. Events without a day keep their ids (they are
+    few next to invoices and payments, and each names what it changes)."""
     if isinstance(event, InvoiceIssued):
         return event.issued_on
     if isinstance(event, PaymentReceived):
         return event.received_on
-    if isinstance(event, DueDateChanged):
-        return event.due_date
-    if isinstance(event, DunningLockSet):
-        return event.valid_to
-    if isinstance(event, InstallmentPlanCreated):
-        return max((i.due_date for i in event.installments), default=None)
     return None
 
 
