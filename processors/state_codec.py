@@ -249,6 +249,18 @@ def _pack_proposal(p: Proposal) -> list[Any]:
     ]
 
 
+def _pack_payment(p: Payment, home: str | None) -> list[Any]:
+    row: list[Any] = [
+        p.payment_id,
+        p.amount,
+        None if p.currency == home else p.currency,
+        p.received_day - _EPOCH,
+    ]
+    if p.allocations:
+        row.append([[x.item_id, x.amount] for x in p.allocations])
+    return row
+
+
 def pack(account: Account) -> bytes:
     """``account`` as compact msgpack bytes."""
     m = account.master
@@ -256,17 +268,7 @@ def pack(account: Account) -> bytes:
     invoices = account.invoices
     invoice_index = {inv.invoice_id: i for i, inv in enumerate(invoices)}
     plan_index = {p.plan_id: i for i, p in enumerate(account.plans)} if account.plans else {}
-    payments = []
-    for p in account.payments:
-        row: list[Any] = [
-            p.payment_id,
-            p.amount,
-            None if p.currency == home else p.currency,
-            p.received_day - _EPOCH,
-        ]
-        if p.allocations:
-            row.append([[x.item_id, x.amount] for x in p.allocations])
-        payments.append(row)
+    payments = [_pack_payment(p, home) for p in account.payments]
     value: list[Any] = [
         FORMAT_VERSION,
         account.account_id,
@@ -409,26 +411,13 @@ def _v1_plans(plans: tuple[Plan, ...], items: list[Item], home: str | None) -> t
     return tuple(out)
 
 
-def unpack(data: bytes) -> Account:
-    """The account packed by :func:`pack`."""
-    v = msgpack.unpackb(data, raw=False, use_list=False)
-    if v[0] not in (1, 2, FORMAT_VERSION):
-        raise ValueError(f"unknown account state format {v[0]!r}")
-    if len(v) < _TOP_SIZE:
-        v = v + _TOP_TAIL[len(v) - _TOP_SIZE :]
-    account_id = v[1]
-    m = v[2]
-    master = None if m is None else _Master(m[0], m[1], m[2], m[3], _unaddress(m[4]), m[5])
-    home = master.currency if master is not None else None
-    invoices = tuple([_Invoice(r[0], home if r[1] is None else r[1], r[2] + _EPOCH) for r in v[3]])
-    plans = (
-        tuple([_Plan(r[0], r[1], tuple([_Installment(*i) for i in r[2]])) for r in v[12]])
-        if v[12]
-        else ()
-    )
+def _unpack_items(
+    rows: tuple[Any, ...], invoices: tuple[Invoice, ...], plans: tuple[Plan, ...]
+) -> list[Item]:
+    """The item rows of :func:`_pack_item`: invoice items, then instalments by their plan."""
     items = []
     tail = _ITEM_TAIL
-    for r in v[4]:
+    for r in rows:
         n = len(r)
         if n < 12:
             r = r + tail[n - 5 :]
@@ -476,19 +465,39 @@ def unpack(data: bytes) -> Account:
                     r[8],
                 )
             )
+    return items
+
+
+def unpack(data: bytes) -> Account:
+    """The account packed by :func:`pack`."""
+    v = msgpack.unpackb(data, raw=False, use_list=False)
+    if v[0] not in (1, 2, FORMAT_VERSION):
+        raise ValueError(f"unknown account state format {v[0]!r}")
+    if len(v) < _TOP_SIZE:
+        v = v + _TOP_TAIL[len(v) - _TOP_SIZE :]
+    account_id = v[1]
+    m = v[2]
+    master = None if m is None else _Master(m[0], m[1], m[2], m[3], _unaddress(m[4]), m[5])
+    home = master.currency if master is not None else None
+    invoices = tuple([_Invoice(r[0], home if r[1] is None else r[1], r[2] + _EPOCH) for r in v[3]])
+    plans = (
+        tuple([_Plan(r[0], r[1], tuple([_Installment(*i) for i in r[2]])) for r in v[12]])
+        if v[12]
+        else ()
+    )
+    items = _unpack_items(v[4], invoices, plans)
     if v[0] == 1 and plans:
         plans = _v1_plans(plans, items, home)
-    payments = []
-    for r in v[5]:
-        payments.append(
-            _Payment(
-                r[0],
-                r[1],
-                home if r[2] is None else r[2],
-                r[3] + _EPOCH,
-                tuple([_Allocation(*x) for x in r[4]]) if len(r) > 4 else (),
-            )
+    payments = [
+        _Payment(
+            r[0],
+            r[1],
+            home if r[2] is None else r[2],
+            r[3] + _EPOCH,
+            tuple([_Allocation(*x) for x in r[4]]) if len(r) > 4 else (),
         )
+        for r in v[5]
+    ]
     return _Account(  # type: ignore[no-any-return]
         account_id,
         master,
