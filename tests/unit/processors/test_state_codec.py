@@ -6,11 +6,12 @@ from dataclasses import replace
 import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from domain.state import Account, new_account
 from processors.state_codec import FORMAT_VERSION, pack, unpack
 from tests.unit.domain.builders import account, day, invoice, item, pay, upsert
-from tests.unit.domain.strategies import dunned_accounts
+from tests.unit.domain.strategies import BASE, dunned_accounts
 
 
 def three_items_one_payment() -> Account:
@@ -111,3 +112,14 @@ def test_a_format_2_row_is_read_with_no_event_days() -> None:
     v[0], v[6] = 2, v[6][0]  # format 2: seen alone, without days
     old = unpack(msgpack.packb(v, use_bin_type=True))
     assert old == replace(acc, seen_days=())
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dunned_accounts(), st.integers(0, 600))
+def test_every_compacted_account_round_trips_exactly(case, offset) -> None:  # type: ignore[no-untyped-def]
+    from domain.retention import compact
+
+    acc = compact(case[0], BASE + offset + 730, 730)
+    data = pack(acc)
+    assert unpack(data) == acc
+    assert pack(unpack(data)) == data
