@@ -1,7 +1,8 @@
 """The Faust app: topics, tables and agents, wired in one place.
 
-Agents stay thin: decode, call one function of `domain/` (through `processors.handlers`),
-store, send. Three agents:
+Agents stay thin: each hands its events to the processing core (`processors.core.Worker`:
+one module per agent's logic, `processors.ingest`, `.control`, `.proposal_run`,
+`.activity_run`). The tables are those declared in `topics.tables`. Three agents:
 
 * `ingest` (the four account-scoped input topics): billing events → account state.
 * `control` (payment runs, decisions, run progress; one partition, so one worker): starts
@@ -16,7 +17,6 @@ import contextlib
 import logging
 import os
 import sys
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -25,11 +25,13 @@ import structlog
 from mode import CrashingSupervisor
 
 from config.settings import EMBEDDED, Settings
+from processors import faust_private
 from processors.handlers import Handlers
 from processors.procedures import ProcedureCatalog
 from schemas.codec import Codec
 from topics import broker_quirks
 from topics import catalogue as cat
+from topics import tables as tbl
 
 log = structlog.get_logger("dunning.worker")
 
@@ -44,13 +46,9 @@ CONTROL_WITHIN = 0.005
 
 def as_current_event(event: faust.EventT | None) -> None:
     """Make `event` the current event of this task, as Faust's table API (the runs table)
-    needs and `take_events` does not do for each event of a batch. Faust keeps it in a
-    private context variable of `faust.streams`; only the context variable is set, never
-    the stream's own `current_event`, which the take buffer's filling task reads."""
-    from faust import streams
-
-    streams._current_event.set(  # noqa: SLF001
-        None if event is None else weakref.ref(event))
+    needs and `take_events` does not do for each event of a batch
+    (`faust_private.set_current_event`)."""
+    faust_private.set_current_event(event)
 
 
 def app_settings(settings: Settings, *, store: str = "rocksdb://",
@@ -126,7 +124,7 @@ def unless_handled(events: list[faust.EventT]) -> Iterator[None]:
         yield
     except BaseException:
         for event in events:
-            event.message.acked = True
+            faust_private.mark_acked(event.message)
         raise
 
 
@@ -147,31 +145,36 @@ def create_app(settings: Settings) -> faust.App:
         broker_quirks.install_faust_fetch_wait()
     app = faust.App(settings.app_id, **app_settings(settings))
 
-    def topic(*names: str, **kw: Any) -> faust.TopicT:
-        return app.topic(
-            *(settings.topic(n) for n in names), key_type=bytes, value_type=bytes,
-            key_serializer="raw", value_serializer="raw", **kw,
-        )
-
-    def table(name: str, partitions: int) -> Any:
+    def table(spec: tbl.TableSpec) -> Any:
         # Keys and values are bytes; the app-wide raw serializers apply to the changelog.
         return app.Table(
-            name, key_type=bytes, value_type=bytes, partitions=partitions, default=None,
+            spec.name, key_type=bytes, value_type=bytes, default=None,
+            partitions=spec.partition_count(settings.partitions),
         )
-
-    accounts = table("accounts", settings.partitions)
-    due_index = table("due_index", settings.partitions)
-    work_index = table("work_index", settings.partitions)
-    runs = table("runs", 1)
 
     codec = Codec.from_settings(settings)
     procedures = ProcedureCatalog(settings, codec)
     handlers = Handlers(
         app=app, settings=settings, codec=codec, procedures=procedures,
-        accounts=accounts, due_index=due_index, work_index=work_index, runs=runs,
-        topic=topic,
+        accounts=table(tbl.ACCOUNTS), due_index=table(tbl.DUE_INDEX),
+        work_index=table(tbl.WORK_INDEX), runs=table(tbl.RUNS),
     )
     app.dunning = handlers  # type: ignore[attr-defined]
+    _agents(app, settings, handlers, procedures)
+
+    from processors import web
+
+    web.register(app, handlers)
+    return app
+
+
+def _agents(app: faust.App, settings: Settings, handlers: Handlers,
+            procedures: ProcedureCatalog) -> None:
+    def topic(*names: str, **kw: Any) -> faust.TopicT:
+        return app.topic(
+            *(settings.topic(n) for n in names), key_type=bytes, value_type=bytes,
+            key_serializer="raw", value_serializer="raw", **kw,
+        )
 
     @app.task
     async def follow_procedures() -> None:
@@ -201,8 +204,3 @@ def create_app(settings: Settings) -> faust.App:
         async with crash_stops_worker("partition_work"):
             async for event in stream.events():
                 await handlers.on_partition_work(event)
-
-    from processors import web
-
-    web.register(app, handlers)
-    return app

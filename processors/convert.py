@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -93,79 +94,99 @@ def _now() -> datetime:
 def input_event(rtype: str, r: dict[str, Any]) -> ev.InputEvent:
     """An input record as a domain event (it needs nothing of the account's state, so an
     event means the same whatever arrived before it)."""
-    if rtype == "AccountUpserted":
-        a = r["postal_address"]
-        currency = r["currency"]
-        try:
-            from domain.money import minor_units
+    build = _INPUT_EVENTS.get(rtype)
+    if build is None:
+        raise Unusable("unknown_record_type", rtype)
+    return build(r)
 
-            minor_units(currency)
-        except UnknownCurrency as exc:
-            raise Unusable("unknown_currency", f"unknown currency {currency!r}") from exc
-        return ev.AccountUpserted(
-            event_id=r["event_id"], account_id=r["account_id"], name=r["name"],
-            language=r["language"], currency=currency, dunning_procedure=r["dunning_procedure"],
-            postal_address=ev.PostalAddress(tuple(a["lines"]), a["postal_code"], a["city"],
-                                            a["country"]),
-            email=r.get("email"),
+
+def _account_upserted(r: dict[str, Any]) -> ev.InputEvent:
+    a = r["postal_address"]
+    currency = r["currency"]
+    try:
+        minor_units(currency)
+    except UnknownCurrency as exc:
+        raise Unusable("unknown_currency", f"unknown currency {currency!r}") from exc
+    return ev.AccountUpserted(
+        event_id=r["event_id"], account_id=r["account_id"], name=r["name"],
+        language=r["language"], currency=currency, dunning_procedure=r["dunning_procedure"],
+        postal_address=ev.PostalAddress(tuple(a["lines"]), a["postal_code"], a["city"],
+                                        a["country"]),
+        email=r.get("email"),
+    )
+
+
+def _lock_set(r: dict[str, Any]) -> ev.InputEvent:
+    if day(r["valid_to"]) < day(r["valid_from"]):
+        raise Unusable("invalid", "lock valid_to is before valid_from")
+    return ev.DunningLockSet(
+        event_id=r["event_id"], account_id=r["account_id"], lock_id=r["lock_id"],
+        reason=r["reason"], valid_from=day(r["valid_from"]), valid_to=day(r["valid_to"]),
+        item_id=r.get("item_id"),
+    )
+
+
+def _invoice_issued(r: dict[str, Any]) -> ev.InputEvent:
+    cur = r["currency"]
+    if not r["items"]:
+        raise Unusable("invalid", "an invoice without items")
+    items = tuple(
+        ev.InvoiceItem(
+            item_id=i["item_id"], amount=money(i["amount"], cur, f"item {i['item_id']}"),
+            due_date=day(i["due_date"]), dunning_procedure=i.get("dunning_procedure"),
+            dunning_group=i.get("dunning_group"),
         )
-    if rtype == "DunningLockSet":
-        if day(r["valid_to"]) < day(r["valid_from"]):
-            raise Unusable("invalid", "lock valid_to is before valid_from")
-        return ev.DunningLockSet(
-            event_id=r["event_id"], account_id=r["account_id"], lock_id=r["lock_id"],
-            reason=r["reason"], valid_from=day(r["valid_from"]), valid_to=day(r["valid_to"]),
-            item_id=r.get("item_id"),
-        )
-    if rtype == "DunningLockReleased":
-        return ev.DunningLockReleased(r["event_id"], r["account_id"], r["lock_id"])
-    if rtype == "InvoiceIssued":
-        cur = r["currency"]
-        if not r["items"]:
-            raise Unusable("invalid", "an invoice without items")
-        items = tuple(
-            ev.InvoiceItem(
-                item_id=i["item_id"], amount=money(i["amount"], cur, f"item {i['item_id']}"),
-                due_date=day(i["due_date"]), dunning_procedure=i.get("dunning_procedure"),
-                dunning_group=i.get("dunning_group"),
-            )
-            for i in r["items"]
-        )
-        return ev.InvoiceIssued(r["event_id"], r["account_id"], r["invoice_id"], cur,
-                                day(r["issued_on"]), items)
-    if rtype == "InvoiceCancelled":
-        return ev.InvoiceCancelled(r["event_id"], r["account_id"], r["invoice_id"])
-    if rtype == "PaymentReceived":
-        cur = r["currency"]
-        allocations = r.get("allocations")
-        return ev.PaymentReceived(
-            event_id=r["event_id"], account_id=r["account_id"], payment_id=r["payment_id"],
-            amount=money(r["amount"], cur, "payment"), currency=cur,
-            received_on=day(r["received_on"]), payment_run_id=r.get("payment_run_id"),
-            allocations=None if allocations is None else tuple(
-                ev.Allocation(a["item_id"], money(a["amount"], cur, f"allocation {a['item_id']}"))
-                for a in allocations
-            ),
-        )
-    if rtype == "PaymentReversed":
-        return ev.PaymentReversed(r["event_id"], r["account_id"], r["payment_id"], r["reason"])
-    if rtype == "DueDateChanged":
-        return ev.DueDateChanged(r["event_id"], r["account_id"], r["item_id"],
-                                 day(r["due_date"]), r["reason"])
-    if rtype == "InstallmentPlanCreated":
-        # Amounts in thousandths: the plan may come before its items and the account, and
-        # takes their currency when it takes effect (domain.settlement).
-        return ev.InstallmentPlanCreated(
-            r["event_id"], r["account_id"], r["plan_id"], tuple(r["item_ids"]),
-            tuple(
-                ev.Installment(i["item_id"], milli(i["amount"], f"instalment {i['item_id']}"),
-                               day(i["due_date"]))
-                for i in r["installments"]
-            ),
-        )
-    if rtype == "InstallmentPlanCancelled":
-        return ev.InstallmentPlanCancelled(r["event_id"], r["account_id"], r["plan_id"])
-    raise Unusable("unknown_record_type", rtype)
+        for i in r["items"]
+    )
+    return ev.InvoiceIssued(r["event_id"], r["account_id"], r["invoice_id"], cur,
+                            day(r["issued_on"]), items)
+
+
+def _payment_received(r: dict[str, Any]) -> ev.InputEvent:
+    cur = r["currency"]
+    allocations = r.get("allocations")
+    return ev.PaymentReceived(
+        event_id=r["event_id"], account_id=r["account_id"], payment_id=r["payment_id"],
+        amount=money(r["amount"], cur, "payment"), currency=cur,
+        received_on=day(r["received_on"]), payment_run_id=r.get("payment_run_id"),
+        allocations=None if allocations is None else tuple(
+            ev.Allocation(a["item_id"], money(a["amount"], cur, f"allocation {a['item_id']}"))
+            for a in allocations
+        ),
+    )
+
+
+def _plan_created(r: dict[str, Any]) -> ev.InputEvent:
+    # Amounts in thousandths: the plan may come before its items and the account, and
+    # takes their currency when it takes effect (domain.settlement).
+    return ev.InstallmentPlanCreated(
+        r["event_id"], r["account_id"], r["plan_id"], tuple(r["item_ids"]),
+        tuple(
+            ev.Installment(i["item_id"], milli(i["amount"], f"instalment {i['item_id']}"),
+                           day(i["due_date"]))
+            for i in r["installments"]
+        ),
+    )
+
+
+_INPUT_EVENTS: dict[str, Callable[[dict[str, Any]], ev.InputEvent]] = {
+    "AccountUpserted": _account_upserted,
+    "DunningLockSet": _lock_set,
+    "DunningLockReleased": lambda r: ev.DunningLockReleased(r["event_id"], r["account_id"],
+                                                            r["lock_id"]),
+    "InvoiceIssued": _invoice_issued,
+    "InvoiceCancelled": lambda r: ev.InvoiceCancelled(r["event_id"], r["account_id"],
+                                                      r["invoice_id"]),
+    "PaymentReceived": _payment_received,
+    "PaymentReversed": lambda r: ev.PaymentReversed(r["event_id"], r["account_id"],
+                                                    r["payment_id"], r["reason"]),
+    "DueDateChanged": lambda r: ev.DueDateChanged(r["event_id"], r["account_id"],
+                                                  r["item_id"], day(r["due_date"]),
+                                                  r["reason"]),
+    "InstallmentPlanCreated": _plan_created,
+    "InstallmentPlanCancelled": lambda r: ev.InstallmentPlanCancelled(
+        r["event_id"], r["account_id"], r["plan_id"]),
+}
 
 
 # ---------------------------------------------------------------- procedures

@@ -18,14 +18,17 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
 
-from processors import convert
-from processors.state import account_key
+from processors import convert, faust_private
+from processors.state import StoredAccount, account_key
 
 Handler = Callable[..., Awaitable[Response]]
 
 
+Page = Callable[[str], Callable[[Handler], Handler]]
+
+
 def register(app: faust.App, handlers: Any) -> None:
-    accounts = handlers.accounts
+    """The worker's pages and its scraped gauges."""
 
     def page(path: str) -> Callable[[Handler], Handler]:
         """`app.page` for `path` and for `path` with a trailing slash."""
@@ -45,8 +48,28 @@ def register(app: faust.App, handlers: Any) -> None:
             return "procedures are being read"
         return None
 
-    def unavailable(web: View, reason: str) -> Response:
-        return web.json({"error": "not ready", "reason": reason}, status=503)
+    _account_page(app, handlers, page, not_ready)
+
+    @page("/health/")
+    async def health(web: View, request: Request) -> Response:
+        ready = not_ready() is None
+        return web.json({"status": "ok", "ready": ready}, status=200 if ready else 503)
+
+    @page("/metrics/")
+    async def metrics(web: View, request: Request) -> Response:
+        # text/plain is the Prometheus text format (version 0.0.4)
+        return web.text(handlers.metrics.exposition().decode())
+
+    _gauges(app, handlers)
+
+
+def unavailable(web: View, reason: str) -> Response:
+    return web.json({"error": "not ready", "reason": reason}, status=503)
+
+
+def _account_page(app: faust.App, handlers: Any, page: Page,
+                  not_ready: Callable[[], str | None]) -> None:
+    accounts = handlers.accounts
 
     async def changelog_metadata() -> None:
         """Make the producer know the accounts changelog's partitions.
@@ -55,7 +78,7 @@ def register(app: faust.App, handlers: Any) -> None:
         which raises TypeError ('NoneType' object is not iterable) for a topic the producer
         has no metadata for: before its first write to the changelog, or during start-up.
         """
-        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # noqa: SLF001
+        producer = faust_private.producer_of(app)
         await asyncio.wait_for(
             producer.partitions_for(accounts.changelog_topic.get_topic_name()), timeout=5)
 
@@ -80,28 +103,21 @@ def register(app: faust.App, handlers: Any) -> None:
         raw = accounts.get(key)
         if raw is None:
             return web.json({"error": "unknown account", "account_id": account_id}, status=404)
-        from processors.state import StoredAccount
+        return web.json(_account_body(StoredAccount.loads(raw)))
 
-        stored = StoredAccount.loads(raw)
-        body = convert.account_json(stored.account)
-        # -1: no rule can fire without new events; 0: looked at by the next run (the
-        # procedures were not known yet when the row was written)
-        body["next_evaluation_date"] = (
-            convert.iso(stored.index_day) if stored.index_day > 0
-            else "next run" if stored.index_day == 0 else None
-        )
-        return web.json(body)
 
-    @page("/health/")
-    async def health(web: View, request: Request) -> Response:
-        ready = not_ready() is None
-        return web.json({"status": "ok", "ready": ready}, status=200 if ready else 503)
+def _account_body(stored: StoredAccount) -> dict[str, Any]:
+    body = convert.account_json(stored.account)
+    # -1: no rule can fire without new events; 0: looked at by the next run (the
+    # procedures were not known yet when the row was written)
+    body["next_evaluation_date"] = (
+        convert.iso(stored.index_day) if stored.index_day > 0
+        else "next run" if stored.index_day == 0 else None
+    )
+    return body
 
-    @page("/metrics/")
-    async def metrics(web: View, request: Request) -> Response:
-        # text/plain is the Prometheus text format (version 0.0.4)
-        return web.text(handlers.metrics.exposition().decode())
 
+def _gauges(app: faust.App, handlers: Any) -> None:
     def lag() -> list[tuple[list[str], float]]:
         """Per input partition: the broker's highwater less what this worker applied."""
         consumer = app.consumer
@@ -119,9 +135,8 @@ def register(app: faust.App, handlers: Any) -> None:
     def table_keys() -> list[tuple[list[str], float]]:
         out = []
         for name in ("accounts", "due_index", "work_index"):
-            table = getattr(handlers, name)
             total = 0
-            for db in list(getattr(table.data, "_dbs", {}).values()):
+            for db in faust_private.open_dbs(getattr(handlers, name)):
                 try:
                     total += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
                 except Exception:  # a store without the property

@@ -14,6 +14,8 @@ from typing import Any
 
 from faust.types import TP
 
+from processors import faust_private
+
 Out = tuple[str, bytes | None, bytes | None, int | None]
 
 
@@ -63,6 +65,36 @@ class Writes:
                 table.data.set_persisted_offset(TP(topic, self.partition), last)
 
 
-def db_of(table: Any, partition: int) -> Any:
-    """The RocksDB database of one partition of a Faust table."""
-    return table.data._db_for_partition(partition)  # noqa: SLF001
+class UnitWrites(Writes):
+    """The row changes of a unit over several accounts, made of each account's own
+    (`merge`), so that an account whose change cannot be stored or sent can be taken out
+    (`drop`)."""
+
+    def merge(self, part: Writes) -> None:
+        self._rows.update(part._rows)
+
+    def drop(self, part: Writes) -> None:
+        for key in part._rows:
+            self._rows.pop(key, None)
+
+    def changed_rows(self) -> list[tuple[str, bytes]]:
+        """(changelog topic, key) of every row changed."""
+        return [(table.changelog_topic.get_topic_name(), key)
+                for (_, key), (table, _) in self._rows.items()]
+
+
+class StagedWrites(UnitWrites):
+    """Row changes staged on top of others (`base`), which they read through to."""
+
+    def __init__(self, base: Writes) -> None:
+        super().__init__(base.partition)
+        self.base = base
+
+    def get(self, table: Any, key: bytes) -> bytes | None:
+        pending = self._rows.get((id(table), key))
+        if pending is not None:
+            return pending[1]
+        return self.base.get(table, key)
+
+
+db_of = faust_private.db_of

@@ -11,7 +11,7 @@ import pytest
 
 from bench import bulk, common, gen
 from config.settings import Settings
-from processors.handlers import Handlers
+from processors.core import Worker as Handlers
 from processors.state import NO_DAY, StoredAccount, account_key, due_key
 from schemas.codec import Codec
 
@@ -46,7 +46,7 @@ def _ingested(settings: Settings) -> tuple[dict[bytes, bytes], dict[bytes, bytes
         for topic, rtype, record in gen.events(range(N), seed=9):
             key = record["account_id"].encode()
             p = common.partition_of(key, settings.partitions)
-            await handlers._apply_inputs(p, [_Message(  # noqa: SLF001
+            await handlers.apply_unit(p, [_Message(
                 settings.topic(topic), key, codec.encode(rtype, record), p)])
 
     asyncio.run(apply())

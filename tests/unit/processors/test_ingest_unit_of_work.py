@@ -1,7 +1,7 @@
-"""The ingest's error policy covers its whole unit of work (`Handlers._apply_inputs`): an
+"""The ingest's error policy covers its whole unit of work (`Ingest.apply_unit`): an
 account whose change cannot be packed, stored or sent costs only its own events of the
 batch, never the batch, never the worker. The broker is a fake here (what it takes, what
-it refuses); the handlers, tables' rows and codec are the worker's."""
+it refuses); the worker's core, tables' rows and codec are the worker's."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from bench import bulk, common
 from config.settings import Settings
 from processors import limits
-from processors.handlers import Handlers
+from processors.core import Worker as Handlers
 from processors.state import StoredAccount, account_key
 from schemas.codec import Codec
 from tests.integration import events as e
@@ -102,7 +102,7 @@ def messages(h: Handlers, records: list[tuple[str, tuple[str, dict[str, Any]]]])
 
 
 def apply(h: Handlers, batch: list[Message]) -> None:
-    asyncio.run(h._apply_inputs(PARTITION, batch))  # noqa: SLF001
+    asyncio.run(h.apply_unit(PARTITION, batch))
 
 
 def account(h: Handlers, account_id: str) -> Any:

@@ -1,4 +1,4 @@
-"""One account never stops a run (`Handlers.commit_each`): an account whose evaluation or
+"""One account never stops a run (`Store.commit_each`): an account whose evaluation or
 execution fails, or whose records the broker refuses, is left out of its unit, logged and
 counted, and the unit goes through without it. In the activity run such an account's
 proposals are decided without a notice (`processing_error`), so each still has one
@@ -10,12 +10,13 @@ import asyncio
 from datetime import date, timedelta
 from typing import Any
 
-import orjson
 import pytest
 
 from processors import convert
-from processors import handlers as handlers_module
-from processors.handlers import Handlers
+from processors import messages as msgs
+from processors import proposal_run as proposal_run_module
+from processors.activity_run import ActivityRun
+from processors.core import Worker as Handlers
 from processors.state import NO_DAY
 from tests.integration import events as e
 from tests.unit.processors.test_ingest_unit_of_work import PARTITION, account, apply, messages
@@ -39,8 +40,8 @@ def ingested(h: Handlers) -> None:
 def evaluate(h: Handlers) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     keys = [(b"A", NO_DAY), (b"B", NO_DAY)]
-    asyncio.run(h._evaluate(PARTITION, keys, RUN, AS_OF, h.procedures.get(), counts,  # noqa: SLF001
-                            b"k|" + RUN.encode()))
+    asyncio.run(h.proposal_run.evaluate(PARTITION, keys, RUN, AS_OF, h.procedures.get(),
+                                        counts, b"k|" + RUN.encode()))
     return counts
 
 
@@ -56,14 +57,14 @@ def records(h: Handlers, topic: str) -> list[tuple[str, dict[str, Any]]]:
 def test_an_account_whose_evaluation_fails_is_left_out_and_the_others_are_proposed(
         h: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
     ingested(h)
-    propose = handlers_module.propose
+    propose = proposal_run_module.propose
 
     def failing(acc: Any, *args: Any) -> Any:
         if acc.account_id == "A":
             raise ValueError("a bug met on account A")
         return propose(acc, *args)
 
-    monkeypatch.setattr(handlers_module, "propose", failing)
+    monkeypatch.setattr(proposal_run_module, "propose", failing)
     counts = evaluate(h)
     assert (counts["evaluated"], counts["proposals"], counts["failed"]) == (1, 1, 1)
     assert [r["account_id"] for _, r in records(h, "dunning.proposals")] == ["B"]
@@ -89,20 +90,21 @@ def test_an_account_whose_execution_fails_gets_processing_error_and_the_run_goes
         h: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
     ingested(h)
     evaluate(h)
-    execute = Handlers._execute
+    execute = ActivityRun.execute
 
-    def failing(self: Handlers, stored: Any, *args: Any) -> Any:
+    def failing(self: ActivityRun, stored: Any, *args: Any) -> Any:
         if stored.account.account_id == "A":
             raise OverflowError("Integer value out of range")
         return execute(self, stored, *args)
 
-    monkeypatch.setattr(Handlers, "_execute", failing)
+    monkeypatch.setattr(ActivityRun, "execute", failing)
     # the fake tables are dicts, without RocksDB's key range scan of the run index
-    monkeypatch.setattr(h, "_run_batches", lambda partition, run_id: iter([["A", "B"]]))
-    asyncio.run(h._work_approve_run(PARTITION, {"run_id": RUN}))  # noqa: SLF001
-    (progress,) = [orjson.loads(v) for _, v in h.broker.log[  # type: ignore[attr-defined]
+    monkeypatch.setattr(h.store, "run_batches", lambda partition, run_id: iter([["A", "B"]]))
+    asyncio.run(h.activities.approve_run(PARTITION, msgs.ApproveRun(RUN)))
+    (progress,) = [msgs.decode(v) for _, v in h.broker.log[  # type: ignore[attr-defined]
         (h.settings.topic(RUN_PROGRESS), 0)]]
-    assert (progress["notices"], progress["not_executed"]) == (1, 1)
+    assert isinstance(progress, msgs.ApproveDone)
+    assert (progress.notices, progress.not_executed) == (1, 1)
     outcomes = {r["account_id"]: (t, r) for t, r in records(h, "dunning.history")}
     assert outcomes["B"][0] == "DunningNoticeIssued"
     rtype, refused = outcomes["A"]
@@ -116,13 +118,13 @@ def test_an_activity_run_done_again_reports_what_the_first_attempt_did(
         h: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
     ingested(h)
     evaluate(h)
-    monkeypatch.setattr(h, "_run_batches", lambda partition, run_id: iter([["A", "B"]]))
+    monkeypatch.setattr(h.store, "run_batches", lambda partition, run_id: iter([["A", "B"]]))
     # as after a crash between the units and the partition's report: the approval is
     # delivered again and finds nothing pending any more
-    asyncio.run(h._work_approve_run(PARTITION, {"run_id": RUN}))  # noqa: SLF001
-    asyncio.run(h._work_approve_run(PARTITION, {"run_id": RUN}))  # noqa: SLF001
-    reports = [orjson.loads(v) for _, v in h.broker.log[  # type: ignore[attr-defined]
+    asyncio.run(h.activities.approve_run(PARTITION, msgs.ApproveRun(RUN)))
+    asyncio.run(h.activities.approve_run(PARTITION, msgs.ApproveRun(RUN)))
+    reports = [msgs.decode(v) for _, v in h.broker.log[  # type: ignore[attr-defined]
         (h.settings.topic(RUN_PROGRESS), 0)]]
-    assert [(r["notices"], r["not_executed"]) for r in reports] == [(2, 0), (2, 0)]
+    assert [(r.notices, r.not_executed) for r in reports] == [(2, 0), (2, 0)]  # type: ignore[union-attr]
     issued = [r for t, r in records(h, "dunning.history") if t == "DunningNoticeIssued"]
     assert sorted(r["account_id"] for r in issued) == ["A", "B"]

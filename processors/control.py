@@ -1,0 +1,277 @@
+"""The control agent (payment runs, decisions, run progress; one partition, so one
+worker): starts proposal runs, routes decisions to the account partitions, counts the
+partitions' reports, and keeps each run's lifecycle (`domain.run.Run`) in the runs table.
+
+A run decision that cannot be carried out is a business outcome, recorded on dunning.runs
+for the clerk (`RunDecisionRefused`), never dead-lettered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import TopicPartition
+
+from domain.ids import proposal_run_id
+from domain.run import Refusal, Run, RunStatus, new_attempt, superseded_attempt
+from processors import convert
+from processors import messages as m
+from processors.deadletter import Unusable
+from processors.errors import ErrorPolicy
+from processors.metrics import Metrics
+from processors.outbox import Outbox
+from processors.writes import Out
+from topics import broker_quirks
+from topics import catalogue as cat
+
+log = structlog.get_logger("dunning.worker")
+
+#: the end offsets of topic partitions (the run barrier's targets)
+EndOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
+
+
+# ---------------------------------------------------------------- the runs table's rows
+def dump_run(run: Run, started_at: float) -> bytes:
+    """A run's row: the orjson of its fields, in the shape rows had before the run was a
+    type (so rows of either version read in the other)."""
+    return orjson.dumps({
+        "payment_run_id": run.payment_run_id, "run_id": run.run_id, "attempt": run.attempt,
+        "as_of": run.as_of, "trigger": run.trigger, "status": run.status.value,
+        "slices": {str(p): c for p, c in run.slices.items()},
+        "approved_slices": {str(p): c for p, c in run.approved_slices.items()},
+        "executed": run.executed, "not_executed": run.not_executed,
+        "completed": run.completed, "activity_done": run.activity_done,
+        "started_at": started_at,
+    })
+
+
+def load_run(raw: bytes) -> tuple[Run, float]:
+    """A run's row (of this version or the one before), and when the run started."""
+    d = orjson.loads(raw)
+
+    def counts(slices: dict[str, dict[str, Any]]) -> dict[int, dict[str, int]]:
+        return {int(p): {k: v for k, v in c.items() if isinstance(v, int)
+                         and k != "partition"} for p, c in slices.items()}
+
+    run = Run(d["payment_run_id"], d["run_id"], d["attempt"], d["as_of"], d["trigger"],
+              RunStatus(d["status"]), counts(d.get("slices", {})),
+              counts(d.get("approved_slices", {})), d.get("executed", 0),
+              d.get("not_executed", 0), bool(d.get("completed")),
+              bool(d.get("activity_done")))
+    return run, d.get("started_at", 0.0)
+
+
+class Control:
+    def __init__(self, *, settings: Any, runs: Any, outbox: Outbox, errors: ErrorPolicy,
+                 metrics: Metrics, end_offsets: EndOffsets | None = None) -> None:
+        self.settings = settings
+        self.runs = runs
+        self.outbox = outbox
+        self.errors = errors
+        self.metrics = metrics
+        self.end_offsets = end_offsets or self._true_end_offsets
+        self._started: dict[str, float] = {}
+        self.on_record: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+            "PaymentRunCompleted": self.payment_run_completed,
+            "ProposalRunRequested": self.proposal_run_requested,
+            "ProposalApproved": self.proposal_approved,
+            "ProposalRejected": self.proposal_rejected,
+            "RunApproved": self.run_approved,
+            "RunDeleted": self.run_deleted,
+            "NoticeReversalRequested": self.reversal_requested,
+        }
+
+    async def _true_end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return await broker_quirks.true_end_offsets(self.settings.kafka_client_kwargs(), tps)
+
+    async def on_control(self, events: list[Any], enter: Callable[[Any], None]) -> None:
+        """A batch of control records, each handled in order as the stream's current event
+        (`enter`); their dead letters go out together at the end, before Faust
+        acknowledges the batch (one send per bad record held a flood of them to about a
+        hundred a second)."""
+        dead: list[Out] = []
+        for event in events:
+            enter(event)
+            await self.errors.guarded(event.message, self.handle, dead)
+        enter(None)
+        if dead:
+            await self.errors.send_dead_letters(dead)
+
+    async def handle(self, message: Any) -> None:
+        topic = self.errors.logical(message.topic)
+        if topic == cat.RUN_PROGRESS:
+            progress = m.decode(message.value)
+            if not isinstance(progress, m.Executed | m.SliceDone | m.ApproveDone):
+                raise Unusable("unknown_record_type", f"{progress.kind} is not run progress")
+            await self.progress(progress)
+            return
+        rtype, record = self.errors.decode(message, cat.BY_NAME[topic].records)
+        await self.on_record[rtype](record)
+
+    # ------------------------------------------------------------------ the runs table
+    def get_run(self, payment_run_id: str) -> Run | None:
+        raw = self.runs.get(payment_run_id.encode())
+        if raw is None:
+            return None
+        run, started_at = load_run(raw)
+        self._started.setdefault(run.run_id, started_at)
+        return run
+
+    def put_run(self, run: Run) -> None:
+        started_at = self._started.setdefault(run.run_id, time.time())
+        self.runs[run.payment_run_id.encode()] = dump_run(run, started_at)
+
+    def run_by_id(self, run_id: str) -> Run:
+        """The run; for an earlier attempt of a payment run (deleted, since it was run
+        again) one saying so (`superseded`): its progress and decisions can still arrive,
+        for one when a restarted worker handles them again."""
+        payment_run_id = run_id.rpartition("/")[0]
+        run = self.get_run(payment_run_id) if payment_run_id else None
+        earlier = superseded_attempt(run_id, run)
+        if earlier is not None:
+            return earlier
+        if run is None or run.run_id != run_id:
+            raise Unusable("unknown_run", f"no proposal run {run_id!r}")
+        return run
+
+    # ------------------------------------------------------------------ runs
+    async def payment_run_completed(self, record: dict[str, Any]) -> None:
+        payment_run_id = record["run_id"]
+        run = self.get_run(payment_run_id)
+        if run is not None and run.trigger != record["event_id"]:
+            log.info("payment run seen before: nothing new", payment_run_id=payment_run_id)
+            return
+        attempt = 1 if run is None else run.attempt
+        await self.start_run(payment_run_id, convert.day(record["as_of_date"]), attempt,
+                             record["event_id"])
+
+    async def proposal_run_requested(self, record: dict[str, Any]) -> None:
+        run = self.get_run(record["payment_run_id"])
+        if run is None:
+            raise Unusable("unknown_run", f"no payment run {record['payment_run_id']!r}")
+        if run.trigger == record["event_id"]:
+            # this request started the current attempt (handled again after a restart):
+            # carry on with it, as a redelivered PaymentRunCompleted does
+            await self.start_run(run.payment_run_id, run.as_of, run.attempt,
+                                 record["event_id"])
+            return
+        refusal = run.rerun_refusal()
+        if refusal is not None:
+            await self.refuse("ProposalRunRequested", record, run.run_id, refusal)
+            return
+        await self.start_run(run.payment_run_id, run.as_of, run.attempt + 1,
+                             record["event_id"])
+
+    async def start_run(self, payment_run_id: str, as_of: int, attempt: int,
+                        trigger: str) -> None:
+        run_id = proposal_run_id(payment_run_id, attempt)
+        n = self.settings.partitions
+        ends = await self.end_offsets([TopicPartition(self.settings.topic(t), p)
+                                       for t in cat.ACCOUNT_INPUTS for p in range(n)])
+        run = self.get_run(payment_run_id)
+        if run is None or run.run_id != run_id:
+            self._started[run_id] = time.time()
+            self.put_run(new_attempt(payment_run_id, run_id, attempt, as_of, trigger))
+        outs = [self.outbox.record(cat.RUNS, "ProposalRunStarted",
+                                   convert.run_started(run_id, payment_run_id, as_of), run_id)]
+        for p in range(n):
+            targets = {tp.topic: off for tp, off in ends.items() if tp.partition == p}
+            # A rerun after a deletion looks at every account: the deleted attempt moved
+            # the due index of the accounts it evaluated past this as-of day.
+            outs.append(self.outbox.message(cat.PARTITION_WORK, m.Slice(
+                run_id, as_of, targets, full=attempt > 1), None, p))
+        await self.outbox.send(outs)
+        log.info("proposal run started", run_id=run_id, as_of=as_of)
+
+    # ------------------------------------------------------------------ decisions
+    async def broadcast(self, message: m.PartitionWork) -> None:
+        await self.outbox.send(self.outbox.message(cat.PARTITION_WORK, message, None, p)
+                               for p in range(self.settings.partitions))
+
+    async def proposal_approved(self, record: dict[str, Any]) -> None:
+        await self.broadcast(m.Approve(record["proposal_id"]))
+
+    async def proposal_rejected(self, record: dict[str, Any]) -> None:
+        await self.broadcast(m.Reject(record["proposal_id"], record.get("decided_by") or "",
+                                      record.get("reason")))
+
+    async def reversal_requested(self, record: dict[str, Any]) -> None:
+        if not record.get("notice_id") and not record.get("run_id"):
+            raise Unusable("invalid", "a reversal names a notice_id or a run_id")
+        item_ids = record.get("item_ids")
+        await self.broadcast(m.Reverse(
+            record["event_id"], record.get("notice_id"), record.get("run_id"),
+            list(item_ids) if item_ids else None, record.get("requested_by"),
+            record.get("reason")))
+
+    async def refuse(self, decision: str, record: dict[str, Any], run_id: str,
+                     refusal: Refusal) -> None:
+        log.info("run decision refused", decision=decision, run_id=run_id,
+                 reason=refusal.reason)
+        self.metrics.decisions_refused.labels(refusal.reason).inc()
+        await self.outbox.send([self.outbox.record(
+            cat.RUNS, "RunDecisionRefused", convert.run_decision_refused(
+                decision, record, run_id, refusal.reason, refusal.detail), run_id)])
+
+    async def run_approved(self, record: dict[str, Any]) -> None:
+        run = self.run_by_id(record["run_id"])
+        refusal = run.approve()
+        if refusal is not None:
+            await self.refuse("RunApproved", record, run.run_id, refusal)
+            return
+        self.put_run(run)
+        # Each partition's approval comes after its slice on the same partition-work
+        # partition, so an approval while the run is still running waits for the slice.
+        await self.broadcast(m.ApproveRun(record["run_id"]))
+
+    async def run_deleted(self, record: dict[str, Any]) -> None:
+        run = self.run_by_id(record["run_id"])
+        if run.deleted_before():
+            return  # deleted before: nothing more to do
+        refusal = run.delete()
+        if refusal is not None:
+            await self.refuse("RunDeleted", record, run.run_id, refusal)
+            return
+        self.put_run(run)
+        await self.broadcast(m.DeleteRun(record["run_id"]))
+
+    # ------------------------------------------------------------------ progress
+    async def progress(self, msg: m.Progress) -> None:
+        run = self.run_by_id(msg.run_id)
+        if run.superseded:
+            return  # a deleted attempt's slices, handled again: nothing depends on them
+        run.count(msg.notices, msg.not_executed)
+        out: list[Out] = []
+        if isinstance(msg, m.SliceDone):
+            totals = run.slice_done(msg.partition, msg.counts(), self.settings.partitions)
+            if totals is not None:
+                out += self._completed(run, totals)
+        elif isinstance(msg, m.ApproveDone):
+            totals = run.activity_slice_done(msg.partition, msg.counts(),
+                                             self.settings.partitions)
+            if totals is not None:
+                out.append(self.outbox.record(cat.RUNS, "ActivityRunCompleted",
+                                              convert.activity_done(run.run_id, totals),
+                                              run.run_id))
+                log.info("activity run completed", run_id=run.run_id, **totals)
+        # the records first, then the run's row: a progress message handled again after a
+        # crash in between sends the same records (same ids) again, never none
+        await self.outbox.send(out)
+        self.put_run(run)
+
+    def _completed(self, run: Run, totals: dict[str, int]) -> list[Out]:
+        out = [self.outbox.record(cat.RUNS, "ProposalRunCompleted", convert.run_completed(
+            run.run_id, run.payment_run_id, run.as_of, totals), run.run_id)]
+        if totals["notices"]:
+            out.append(self.outbox.record(cat.RUNS, "ActivityRunCompleted",
+                                          convert.activity_done(run.run_id, totals, auto=True),
+                                          run.run_id))
+        seconds = time.time() - self._started.get(run.run_id, time.time())
+        self.metrics.run_seconds.observe(seconds)
+        log.info("proposal run completed", run_id=run.run_id, **totals,
+                 seconds=round(seconds, 3))
+        return out

@@ -1,0 +1,115 @@
+"""The worker's processing core, put together: one store (the write path), one outbox,
+one error policy, and the agents' logic (`Ingest`, `Control`, `ProposalRun`,
+`ActivityRun`) over them. `processors.app` gives it the Faust tables and calls its
+`on_*` methods from the agents.
+
+`decode` and `commit` are the two seams a caller may replace (the bulk loader of the
+benchmarks folds generated events without a broker): the agents reach the codec's door
+and the broker through them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+
+from config.settings import Settings
+from processors import faust_private
+from processors import messages as m
+from processors.activity_run import ActivityRun
+from processors.control import Control
+from processors.errors import ErrorPolicy
+from processors.ingest import Ingest
+from processors.metrics import Metrics
+from processors.outbox import Outbox
+from processors.procedures import ProcedureCatalog
+from processors.proposal_run import ProposalRun
+from processors.store import Store
+from processors.writes import Out, Writes
+from schemas.codec import Codec
+
+
+class Worker:
+    def __init__(
+        self, *, app: Any, settings: Settings, codec: Codec, procedures: ProcedureCatalog,
+        accounts: Any, due_index: Any, work_index: Any, runs: Any, topic: Any = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.codec = codec
+        self.procedures = procedures
+        self.accounts = accounts
+        self.due_index = due_index
+        self.work_index = work_index
+        self.runs = runs
+        self.metrics = Metrics()
+        self.outbox = Outbox(app, settings, codec, (accounts, due_index, work_index))
+        self.errors = ErrorPolicy(settings, codec, self.metrics, self.outbox)
+        self.store = Store(settings=settings, procedures=procedures, accounts=accounts,
+                           due_index=due_index, work_index=work_index, metrics=self.metrics,
+                           commit=self.commit)
+        self.ingest = Ingest(store=self.store, errors=self.errors, metrics=self.metrics,
+                             decode=self.decode)
+        self.control = Control(settings=settings, runs=runs, outbox=self.outbox,
+                               errors=self.errors, metrics=self.metrics)
+        self.activities = ActivityRun(store=self.store, outbox=self.outbox,
+                                      metrics=self.metrics)
+        self.proposal_run = ProposalRun(store=self.store, outbox=self.outbox, codec=codec,
+                                        metrics=self.metrics, activities=self.activities,
+                                        applied_offset=self.applied_offset)
+        self.partition_work: dict[type[Any], Callable[[int, Any], Awaitable[None]]] = {
+            m.Slice: self.proposal_run.slice,
+            m.Approve: self.activities.approve,
+            m.Reject: self.activities.reject,
+            m.ApproveRun: self.activities.approve_run,
+            m.DeleteRun: self.activities.delete_run,
+            m.Reverse: self.activities.reverse,
+        }
+
+    # ------------------------------------------------------------------ the seams
+    def decode(self, message: Any, allowed: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+        return self.errors.decode(message, allowed)
+
+    async def commit(self, outs: list[Out], writes: Writes) -> None:
+        await self.outbox.commit(outs, writes)
+
+    # ------------------------------------------------------------------ views' needs
+    @property
+    def applied(self) -> dict[tuple[str, int], int]:
+        return self.ingest.applied
+
+    def logical(self, physical: str) -> str:
+        return self.errors.logical(physical)
+
+    def applied_offset(self, topic: str, partition: int) -> int:
+        mem = self.ingest.applied.get((topic, partition), 0)
+        committed = faust_private.committed_offset(self.app, topic, partition)
+        return max(mem, committed or 0)
+
+    # ------------------------------------------------------------------ the agents
+    async def on_inputs(self, events: list[faust.EventT]) -> None:
+        """A batch of input events (`stream.take_events`); Faust acknowledges the events
+        once this returns."""
+        await self.ingest.on_inputs([event.message for event in events])
+
+    async def apply_unit(self, partition: int, messages: list[Any]) -> None:
+        """One ingest unit of work (a batch of one partition's input events)."""
+        await self.ingest.apply_unit(partition, messages)
+
+    _apply_inputs = apply_unit  # the name bench/bulk.py calls
+
+    async def on_control(self, events: list[faust.EventT],
+                         enter: Callable[[Any], None]) -> None:
+        await self.control.on_control(events, enter)
+
+    async def on_partition_work(self, event: faust.EventT) -> None:
+        await self.errors.guarded(event.message, self.handle_partition_work)
+
+    async def handle_partition_work(self, message: Any) -> None:
+        work = m.decode(message.value)
+        handler = self.partition_work.get(type(work))
+        if handler is None:
+            raise ValueError(f"{work.kind} is not partition work")
+        await handler(message.partition, work)
