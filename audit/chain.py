@@ -1,6 +1,6 @@
 """The per-account hash chain of `dunning.history`, checked record by record.
 
-The processor (`processors.handlers.Handlers.history`) writes, on every history record,
+The processor (`processors.outbox.Outbox.history`) writes, on every history record,
 `seq` (1, 2, 3, ... per account) and `prev_hash`: "" for seq 1, else the hex SHA-256 of
 the previous record's Avro body (the value without its wire header). A redelivered record
 is byte for byte the one written before, so after a worker crash the topic may hold the

@@ -9,12 +9,12 @@ store will open them:
   `processors.app.create_app` builds, and each DB is opened with the store's options;
 * an account lands in the partition the Kafka default partitioner (murmur2 of the key)
   gives its id: the partition its input events would have been published to;
-* the rows are made by the worker's own ingest code: `processors.handlers.Handlers.
-  _apply_inputs` over each account's generated events (the batch a worker gets; the Avro
+* the rows are made by the worker's own ingest code: `processors.core.Worker.
+  apply_unit` over each account's generated events (the batch a worker gets; the Avro
   encode/decode round trip is skipped: the records are already what the codec returns),
-  writing through `processors.writes.Writes` into memory: one `StoredAccount.dumps()` per
+  writing through `processors.store.Store` into memory: one `StoredAccount.dumps()` per
   account under `account_key`, its due-index key `due_key(index_day, account)` with the
-  `index_day` the handler computed (`Handlers.next_day`). Nothing else: like a worker
+  `index_day` the store computed. Nothing else: like a worker
   that has only ingested, the first run looks at every account (no `v|index` key in
   `work_index`); with `Spec(indexed=True)` the loader writes that key (the procedures'
   version) as an earlier run would, and the first run uses the due index.
@@ -116,14 +116,14 @@ class _Table:
 
 
 def _loader_handlers(settings: Any, procedures: list[dict[str, Any]]) -> Any:
-    """The worker's `Handlers` over in-memory tables: its batch ingest (`_apply_inputs`:
+    """The worker's core over in-memory tables: its batch ingest (`apply_unit`:
     fold a partition's events into their accounts, store each changed account once with
     its due-index entry) writes through `processors.writes.Writes` into `_Table`s; the
     caller moves the rows to RocksDB."""
-    from processors.handlers import Handlers
+    from processors.core import Worker
     from schemas.codec import Codec
 
-    class Loader(Handlers):
+    class Loader(Worker):
         def decode(self, message: Any, allowed: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
             rtype, record = message.decoded
             if rtype not in allowed:
@@ -158,7 +158,7 @@ def build_rows(handlers: Any, index: int, spec: Spec, partition: int) -> None:
     messages = [_Msg(topic, record["account_id"].encode(), partition, (rtype, record))
                 for topic, rtype, record in gen.account_events(index, spec.seed, spec.as_of,
                                                                spec.prefix)]
-    _drive(handlers._apply_inputs(partition, messages))  # noqa: SLF001
+    _drive(handlers.apply_unit(partition, messages))
 
 
 def table_paths(settings: Any) -> tuple[dict[str, list[str]], dict[str, Any]]:

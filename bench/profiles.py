@@ -6,7 +6,7 @@ functions (own time: the function is the leaf; total time: it is on the stack) a
 SVG flame graph, with nothing but the standard library.
 
     python -m bench.profiles bench-results/run-profile.collapsed   # re-render a profile
-    python -m bench.profiles FILE.collapsed --callees Handlers._work_slice store
+    python -m bench.profiles FILE.collapsed --callees ProposalRun.slice store
                                            # where the time of those functions goes
 """
 

@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench import bulk, common, gen
 from config.settings import Settings
 from dunning.sample import eid
+from processors import faust_private
 from schemas.codec import Codec
 from topics.broker import free_port
 
@@ -104,7 +105,7 @@ async def drained(settings: Settings, since: float, timeout: float,
             name = f"{settings.app_id}-{t}-changelog"
             parts = consumer.partitions_for_topic(name)
             if not parts:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await faust_private.refresh_metadata(consumer)
                 parts = consumer.partitions_for_topic(name) or set()
             tps += [TopicPartition(name, p) for p in parts]
         last, changed = None, time.monotonic()

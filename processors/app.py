@@ -26,7 +26,7 @@ from mode import CrashingSupervisor
 
 from config.settings import EMBEDDED, Settings
 from processors import faust_private
-from processors.handlers import Handlers
+from processors.core import Worker
 from processors.procedures import ProcedureCatalog
 from schemas.codec import Codec
 from topics import broker_quirks
@@ -92,7 +92,7 @@ def app_settings(settings: Settings, *, store: str = "rocksdb://",
 @contextlib.asynccontextmanager
 async def crash_stops_worker(name: str) -> AsyncIterator[None]:
     """Around an agent's or a task's loop: an exception that escapes it (a bug: the
-    handlers dead-letter what they cannot use) ends the worker process at once, exit
+    agents dead-letter what they cannot use) ends the worker process at once, exit
     status 1, with one log line saying why, so that its supervisor (systemd, Kubernetes)
     starts it again, and the failed batch, whose offsets were never committed, is read
     again. Faust's own default restarts the agent in the same process and goes on after
@@ -154,21 +154,21 @@ def create_app(settings: Settings) -> faust.App:
 
     codec = Codec.from_settings(settings)
     procedures = ProcedureCatalog(settings, codec)
-    handlers = Handlers(
+    worker = Worker(
         app=app, settings=settings, codec=codec, procedures=procedures,
         accounts=table(tbl.ACCOUNTS), due_index=table(tbl.DUE_INDEX),
         work_index=table(tbl.WORK_INDEX), runs=table(tbl.RUNS),
     )
-    app.dunning = handlers  # type: ignore[attr-defined]
-    _agents(app, settings, handlers, procedures)
+    app.dunning = worker  # type: ignore[attr-defined]
+    _agents(app, settings, worker, procedures)
 
     from processors import web
 
-    web.register(app, handlers)
+    web.register(app, worker)
     return app
 
 
-def _agents(app: faust.App, settings: Settings, handlers: Handlers,
+def _agents(app: faust.App, settings: Settings, worker: Worker,
             procedures: ProcedureCatalog) -> None:
     def topic(*names: str, **kw: Any) -> faust.TopicT:
         return app.topic(
@@ -188,7 +188,7 @@ def _agents(app: faust.App, settings: Settings, handlers: Handlers,
             async for batch in batches:
                 events = list(batch)
                 with unless_handled(events):
-                    await handlers.on_inputs(events)
+                    await worker.on_inputs(events)
 
     @app.agent(topic(cat.PAYMENT_RUNS, cat.DECISIONS, cat.RUN_PROGRESS), concurrency=1)
     async def control(stream: faust.StreamT) -> None:
@@ -197,10 +197,10 @@ def _agents(app: faust.App, settings: Settings, handlers: Handlers,
             async for batch in batches:
                 events = list(batch)
                 with unless_handled(events):
-                    await handlers.on_control(events, enter=as_current_event)
+                    await worker.on_control(events, enter=as_current_event)
 
     @app.agent(topic(cat.PARTITION_WORK), concurrency=1)
     async def partition_work(stream: faust.StreamT) -> None:
         async with crash_stops_worker("partition_work"):
             async for event in stream.events():
-                await handlers.on_partition_work(event)
+                await worker.on_partition_work(event)

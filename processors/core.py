@@ -98,8 +98,6 @@ class Worker:
         """One ingest unit of work (a batch of one partition's input events)."""
         await self.ingest.apply_unit(partition, messages)
 
-    _apply_inputs = apply_unit  # the name bench/bulk.py calls
-
     async def on_control(self, events: list[faust.EventT],
                          enter: Callable[[Any], None]) -> None:
         await self.control.on_control(events, enter)

@@ -1,5 +1,8 @@
-"""One error policy: an input that cannot be used goes to `dunning.dead-letters`, with the
-original bytes, where it came from and a readable reason; the worker goes on."""
+"""The dead letter itself: the exception that marks an input as unusable and the
+`DeadLetter` record made of it (original bytes, where it came from, a readable reason).
+The one policy that decides what becomes a dead letter is `processors.errors`; this
+module is below it so that the decoders (`convert`, `limits`) can raise `Unusable`
+without importing the policy's outbox."""
 
 from __future__ import annotations
 

@@ -75,3 +75,11 @@ def mark_acked(message: Any) -> None:
     handling did not finish (a SIGTERM cancels the agent in the middle of it) would have
     its offsets committed by the graceful stop and never be read again (input lost)."""
     message.acked = True
+
+
+async def refresh_metadata(consumer: Any) -> None:
+    """Ask the broker again for the cluster's metadata (`AIOKafkaConsumer._client.
+    force_metadata_update`). Needed while the procedures topic is being created: without
+    it the consumer waits for its next periodic metadata refresh (minutes) before it sees
+    the topic's partitions, and the worker is not ready until then."""
+    await consumer._client.force_metadata_update()  # noqa: SLF001

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from config.settings import Settings
 from domain.procedures import Procedure, procedure_to_dict
-from processors import convert, limits
+from processors import convert, faust_private, limits
 from schemas.codec import Codec, CodecError
 from topics import broker_quirks
 from topics.catalogue import PROCEDURES
@@ -74,7 +74,7 @@ class ProcedureCatalog:
             parts = consumer.partitions_for_topic(name)
             while not parts:
                 await asyncio.sleep(0.5)
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await faust_private.refresh_metadata(consumer)
                 parts = consumer.partitions_for_topic(name)
             tps = [TopicPartition(name, p) for p in sorted(parts)]
             consumer.assign(tps)

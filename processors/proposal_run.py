@@ -63,8 +63,8 @@ class ProposalRun:
         done_key = b"s|" + run_id.encode()
         done = self.store.work_index.get(done_key)
         if done is not None:  # done before: its report again
-            await self.outbox.send([(self.settings.topic(cat.RUN_PROGRESS), run_id.encode(),
-                                     m.encode(m.decode(done)), None)])
+            await self.outbox.send([self.outbox.message(cat.RUN_PROGRESS, m.decode(done),
+                                                        run_id)])
             return
         started = time.monotonic()
         await self.wait_applied(partition, msg.targets)

@@ -27,7 +27,7 @@ Handler = Callable[..., Awaitable[Response]]
 Page = Callable[[str], Callable[[Handler], Handler]]
 
 
-def register(app: faust.App, handlers: Any) -> None:
+def register(app: faust.App, worker: Any) -> None:
     """The worker's pages and its scraped gauges."""
 
     def page(path: str) -> Callable[[Handler], Handler]:
@@ -44,11 +44,11 @@ def register(app: faust.App, handlers: Any) -> None:
         recovery = getattr(app.tables, "recovery", None)
         if recovery is None or not recovery.completed.is_set():
             return "tables are being recovered"
-        if not handlers.procedures.ready.is_set():
+        if not worker.procedures.ready.is_set():
             return "procedures are being read"
         return None
 
-    _account_page(app, handlers, page, not_ready)
+    _account_page(app, worker, page, not_ready)
 
     @page("/health/")
     async def health(web: View, request: Request) -> Response:
@@ -58,18 +58,18 @@ def register(app: faust.App, handlers: Any) -> None:
     @page("/metrics/")
     async def metrics(web: View, request: Request) -> Response:
         # text/plain is the Prometheus text format (version 0.0.4)
-        return web.text(handlers.metrics.exposition().decode())
+        return web.text(worker.metrics.exposition().decode())
 
-    _gauges(app, handlers)
+    _gauges(app, worker)
 
 
 def unavailable(web: View, reason: str) -> Response:
     return web.json({"error": "not ready", "reason": reason}, status=503)
 
 
-def _account_page(app: faust.App, handlers: Any, page: Page,
+def _account_page(app: faust.App, worker: Any, page: Page,
                   not_ready: Callable[[], str | None]) -> None:
-    accounts = handlers.accounts
+    accounts = worker.accounts
 
     async def changelog_metadata() -> None:
         """Make the producer know the accounts changelog's partitions.
@@ -117,18 +117,18 @@ def _account_body(stored: StoredAccount) -> dict[str, Any]:
     return body
 
 
-def _gauges(app: faust.App, handlers: Any) -> None:
+def _gauges(app: faust.App, worker: Any) -> None:
     def lag() -> list[tuple[list[str], float]]:
         """Per input partition: the broker's highwater less what this worker applied."""
         consumer = app.consumer
         out = []
-        for (topic, partition), applied in sorted(handlers.applied.items()):
+        for (topic, partition), applied in sorted(worker.applied.items()):
             try:
                 high = consumer.highwater(TP(topic, partition))
             except Exception:  # not assigned here any more
                 continue
             if high is not None:
-                out.append(([handlers.logical(topic), str(partition)],
+                out.append(([worker.logical(topic), str(partition)],
                             float(max(0, high - applied))))
         return out
 
@@ -136,7 +136,7 @@ def _gauges(app: faust.App, handlers: Any) -> None:
         out = []
         for name in ("accounts", "due_index", "work_index"):
             total = 0
-            for db in faust_private.open_dbs(getattr(handlers, name)):
+            for db in faust_private.open_dbs(getattr(worker, name)):
                 try:
                     total += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
                 except Exception:  # a store without the property
@@ -144,7 +144,7 @@ def _gauges(app: faust.App, handlers: Any) -> None:
             out.append(([name], float(total)))
         return out
 
-    handlers.metrics.add_gauges("dunning_consumer_lag", "Input records not yet applied",
+    worker.metrics.add_gauges("dunning_consumer_lag", "Input records not yet applied",
                                 ["topic", "partition"], lag)
-    handlers.metrics.add_gauges("dunning_table_keys", "Keys in a table on this worker "
+    worker.metrics.add_gauges("dunning_table_keys", "Keys in a table on this worker "
                                 "(RocksDB estimate)", ["table"], table_keys)

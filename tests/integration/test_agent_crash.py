@@ -21,15 +21,15 @@ POISON = b"crash the ingest agent"
 #: The worker with a bug planted in its ingest: a batch holding POISON raises.
 BUGGY_WORKER = f"""
 import sys
-from processors import handlers
-real = handlers.Handlers.on_inputs
+from processors import core
+real = core.Worker.on_inputs
 
 async def on_inputs(self, events):
     if any(ev.message.value == {POISON!r} for ev in events):
         raise RuntimeError("a planted bug")
     await real(self, events)
 
-handlers.Handlers.on_inputs = on_inputs
+core.Worker.on_inputs = on_inputs
 from dunning.cli import main
 sys.exit(main(["worker"]))
 """

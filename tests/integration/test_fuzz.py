@@ -44,7 +44,7 @@ from domain.money import minor_units
 from domain.state import Account, new_account
 from processors import convert, limits
 from processors.deadletter import Unusable
-from processors.handlers import check_key
+from processors.errors import check_key
 from schemas.codec import EPOCH_ORDINAL, Codec, CodecError, strip_logical_types
 from tests.integration.conftest import new_story
 from tests.integration.harness import wait_for

@@ -1,4 +1,4 @@
-"""History records in memory, chained the way `processors.handlers.Handlers.history` does,
+"""History records in memory, chained the way `processors.outbox.Outbox.history` does,
 encoded with the real codec, and fed to the replay without a broker."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 
 from bench import bulk, common, gen
 from config.settings import Settings
-from processors.core import Worker as Handlers
+from processors.core import Worker
 from processors.state import NO_DAY, StoredAccount, account_key, due_key
 from schemas.codec import Codec
 
@@ -24,8 +24,8 @@ class _Message:
         self.partition, self.offset, self.headers = partition, 0, None
 
 
-class _Ingest(Handlers):
-    """The worker's handlers with the broker left out: a unit's rows are written as soon
+class _Ingest(Worker):
+    """The worker's core with the broker left out: a unit's rows are written as soon
     as it commits."""
 
     async def commit(self, outs: list, writes: object) -> None:

@@ -38,7 +38,7 @@ def received(offset: int, *, topic: str = "billing.invoices", source_offset: int
 
 
 def test_the_header_is_the_one_the_worker_reads():
-    from processors.handlers import REPLAY_HEADER
+    from processors.errors import REPLAY_HEADER
 
     assert dls.REPLAY_HEADER == REPLAY_HEADER == catalogue.REPLAY_HEADER == "dunning-replay-of"
 

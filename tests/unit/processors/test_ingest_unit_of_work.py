@@ -18,7 +18,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from bench import bulk, common
 from config.settings import Settings
 from processors import limits
-from processors.core import Worker as Handlers
+from processors.core import Worker
 from processors.state import StoredAccount, account_key
 from schemas.codec import Codec
 from tests.integration import events as e
@@ -83,11 +83,11 @@ class Message:
 
 
 @pytest.fixture
-def h(tmp_path: Any) -> Handlers:
+def h(tmp_path: Any) -> Worker:
     settings = Settings(partitions=4, state_dir=tmp_path, app_id="unit-of-work")
     codec = Codec.from_settings(settings)
     broker = FakeBroker()
-    handlers = Handlers(
+    handlers = Worker(
         app=SimpleNamespace(producer=broker), settings=settings, codec=codec,
         procedures=common.catalog(settings, codec, common.procedure_records()), topic=None,
         **{name: bulk._Table(name) for name in ("accounts", "due_index", "work_index", "runs")})
@@ -95,31 +95,31 @@ def h(tmp_path: Any) -> Handlers:
     return handlers
 
 
-def messages(h: Handlers, records: list[tuple[str, tuple[str, dict[str, Any]]]]) -> list[Message]:
+def messages(h: Worker, records: list[tuple[str, tuple[str, dict[str, Any]]]]) -> list[Message]:
     return [Message(h.settings.topic(topic), rec["account_id"].encode(),
                     h.codec.encode(rtype, rec), offset)
             for offset, (topic, (rtype, rec)) in enumerate(records)]
 
 
-def apply(h: Handlers, batch: list[Message]) -> None:
+def apply(h: Worker, batch: list[Message]) -> None:
     asyncio.run(h.apply_unit(PARTITION, batch))
 
 
-def account(h: Handlers, account_id: str) -> Any:
+def account(h: Worker, account_id: str) -> Any:
     raw = h.accounts._db_for_partition(PARTITION).get(account_key(account_id))
     return None if raw is None else StoredAccount.loads(raw).account
 
 
-def dead_letters(h: Handlers) -> list[dict[str, Any]]:
+def dead_letters(h: Worker) -> list[dict[str, Any]]:
     topic = h.settings.topic("dunning.dead-letters")
     return [h.codec.decode(v)[1] for _, v in h.broker.log[(topic, 0)]]  # type: ignore[attr-defined]
 
 
-def metric(h: Handlers, topic: str, outcome: str) -> float:
+def metric(h: Worker, topic: str, outcome: str) -> float:
     return h.metrics.records.labels(topic, outcome)._value.get()  # noqa: SLF001
 
 
-def story(h: Handlers) -> list[Message]:
+def story(h: Worker) -> list[Message]:
     return messages(h, [
         ("billing.accounts", e.account("A")),
         ("billing.invoices", e.invoice("A", "A1", [("A1-a", "100.00", D)])),
@@ -131,7 +131,7 @@ def story(h: Handlers) -> list[Message]:
 
 
 def test_an_event_whose_change_does_not_pack_is_dead_lettered_and_the_rest_applied(
-        h: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
+        h: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
     dumps = StoredAccount.dumps
 
     def overflowing(self: StoredAccount) -> bytes:
@@ -156,7 +156,7 @@ def test_an_event_whose_change_does_not_pack_is_dead_lettered_and_the_rest_appli
 
 
 def test_an_event_that_would_make_its_account_row_too_large_is_dead_lettered(
-        h: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
+        h: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
     apply(h, messages(h, [("billing.accounts", e.account("A"))]))
     size = len(h.accounts._db_for_partition(PARTITION).get(b"A"))
     monkeypatch.setattr(limits, "MAX_ROW_BYTES", size + 60)
@@ -173,7 +173,7 @@ def test_an_event_that_would_make_its_account_row_too_large_is_dead_lettered(
 
 
 def test_a_row_the_broker_refuses_dead_letters_its_accounts_events_and_no_others(
-        h: Handlers) -> None:
+        h: Worker) -> None:
     accounts_changelog = h.accounts.changelog_topic.get_topic_name()
     h.broker.refuse = lambda topic, key, value: (  # type: ignore[attr-defined]
         topic == accounts_changelog and key == b"A")
@@ -196,7 +196,7 @@ def test_a_row_the_broker_refuses_dead_letters_its_accounts_events_and_no_others
 
 
 def test_a_dead_letter_too_large_to_send_keeps_the_first_bytes_and_says_so(
-        h: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
+        h: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "MAX_SEND_BYTES", 20_000)
     monkeypatch.setattr(limits, "DEAD_LETTER_KEEP", 1000)
     huge = bytes(range(256)) * 100

@@ -157,7 +157,7 @@ def test_procedure_day_counts_are_bounded():
 
 
 def test_an_account_record_is_keyed_by_the_utf8_of_its_account_id_byte_for_byte():
-    from processors.handlers import check_key
+    from processors.errors import check_key
 
     check_key("ACC-ü".encode(), "ACC-ü")
     for key in (None, b"", b"ACC-\xfc", "ACC-ü ".encode(), b"OTHER", "ACC-Ü".encode()):

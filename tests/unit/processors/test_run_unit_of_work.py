@@ -16,7 +16,7 @@ from processors import convert
 from processors import messages as msgs
 from processors import proposal_run as proposal_run_module
 from processors.activity_run import ActivityRun
-from processors.core import Worker as Handlers
+from processors.core import Worker
 from processors.state import NO_DAY
 from tests.integration import events as e
 from tests.unit.processors.test_ingest_unit_of_work import PARTITION, account, apply, messages
@@ -28,7 +28,7 @@ AS_OF = convert.day(D + timedelta(days=30))
 RUN = "PR-U/1"
 
 
-def ingested(h: Handlers) -> None:
+def ingested(h: Worker) -> None:
     apply(h, messages(h, [
         ("billing.accounts", e.account("A")),
         ("billing.accounts", e.account("B")),
@@ -37,7 +37,7 @@ def ingested(h: Handlers) -> None:
     ]))
 
 
-def evaluate(h: Handlers) -> dict[str, Any]:
+def evaluate(h: Worker) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     keys = [(b"A", NO_DAY), (b"B", NO_DAY)]
     asyncio.run(h.proposal_run.evaluate(PARTITION, keys, RUN, AS_OF, h.procedures.get(),
@@ -45,7 +45,7 @@ def evaluate(h: Handlers) -> dict[str, Any]:
     return counts
 
 
-def records(h: Handlers, topic: str) -> list[tuple[str, dict[str, Any]]]:
+def records(h: Worker, topic: str) -> list[tuple[str, dict[str, Any]]]:
     physical = h.settings.topic(topic)
     out = []
     for (name, _), log in h.broker.log.items():  # type: ignore[attr-defined]
@@ -55,7 +55,7 @@ def records(h: Handlers, topic: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_an_account_whose_evaluation_fails_is_left_out_and_the_others_are_proposed(
-        h: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
+        h: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
     ingested(h)
     propose = proposal_run_module.propose
 
@@ -74,7 +74,7 @@ def test_an_account_whose_evaluation_fails_is_left_out_and_the_others_are_propos
 
 
 def test_an_account_whose_proposal_the_broker_refuses_is_left_out_of_the_unit(
-        h: Handlers) -> None:
+        h: Worker) -> None:
     ingested(h)
     proposals = h.settings.topic("dunning.proposals")
     h.broker.refuse = lambda topic, key, value: topic == proposals and key == b"A"  # type: ignore[attr-defined]
@@ -87,7 +87,7 @@ def test_an_account_whose_proposal_the_broker_refuses_is_left_out_of_the_unit(
 
 
 def test_an_account_whose_execution_fails_gets_processing_error_and_the_run_goes_on(
-        h: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
+        h: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
     ingested(h)
     evaluate(h)
     execute = ActivityRun.execute
@@ -115,7 +115,7 @@ def test_an_account_whose_execution_fails_gets_processing_error_and_the_run_goes
 
 
 def test_an_activity_run_done_again_reports_what_the_first_attempt_did(
-        h: Handlers, monkeypatch: pytest.MonkeyPatch) -> None:
+        h: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
     ingested(h)
     evaluate(h)
     monkeypatch.setattr(h.store, "run_batches", lambda partition, run_id: iter([["A", "B"]]))
