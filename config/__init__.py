@@ -1,0 +1,1 @@
+"""Settings read once from the environment, logging, and a worker subprocess's environment."""
