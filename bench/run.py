@@ -9,6 +9,9 @@ For every size N (and worker count), on a fresh embedded broker and namespace:
    assigned;
 2. backlog run: publish `PaymentRunCompleted` (as of 2026-11-20, most accounts overdue,
    about 65 % get a proposal), time until `ProposalRunCompleted` arrives on `dunning.runs`;
+   then the DuckDB baseline (`bench.duckdb_stage1`): the same bulk state exported to
+   Parquet (not timed), stage 1 as one SQL query over it (timed), its proposal count
+   checked equal to the run's (the benchmark exits non-zero if not);
 3. activity run: publish `RunApproved` for that run, time until `ActivityRunCompleted`;
 4. daily run: the next day's payment run changes 2 % of the accounts (payments of an
    invoice, new invoices; published and applied first, timed apart), then
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -36,8 +40,9 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench import bulk, common, gen
+from bench import bulk, common, duckdb_stage1, gen
 from config.settings import Settings
+from domain.dates import to_day
 from dunning.sample import eid
 from processors import faust_private
 from schemas.codec import Codec
@@ -178,6 +183,21 @@ async def _backlog(settings: Settings, runs: common.RunsWatcher, prof: Profiler,
     return done
 
 
+async def _duckdb(cached: Path, partitions: int, result: dict[str, Any]) -> None:
+    """Stage 1 in DuckDB on the same bulk state as the backlog run, its count checked."""
+    _, _, pr = gen.payment_run(gen.AS_OF)
+    backlog = result["backlog"]
+    out = await asyncio.to_thread(
+        duckdb_stage1.baseline, cached, partitions, to_day(gen.AS_OF), f"{pr['run_id']}/1",
+        backlog["proposals"], backlog["seconds"])
+    result["duckdb"] = out
+    print(f"  duckdb stage 1: {out['proposals']} proposals in {out['seconds']} s "
+          f"({out['threads']} threads); worker / duckdb: {out['worker_over_duckdb']}", flush=True)
+    if not out["equal"]:
+        print(f"  MISMATCH: duckdb stage 1 gave {out['proposals']} proposals, the worker "
+              f"{backlog['proposals']}", flush=True)
+
+
 async def _activity(settings: Settings, runs: common.RunsWatcher, prof: Profiler,
                     workers: list[common.Proc], run_id: str, args: argparse.Namespace,
                     result: dict[str, Any]) -> None:
@@ -259,6 +279,7 @@ async def one(n: int, n_workers: int, args: argparse.Namespace) -> dict[str, Any
                       f"{[m['VmRSS'] // 2**20 for m in result['memory_idle']]} MiB", flush=True)
                 async with common.RunsWatcher(settings, codec) as runs:
                     done = await _backlog(settings, runs, prof, workers, args, result)
+                    await _duckdb(cached, args.partitions, result)
                     if not args.no_activity:
                         await _activity(settings, runs, prof, workers, done["run_id"], args,
                                         result)
@@ -306,6 +327,7 @@ def rows(results: list[dict[str, Any]]) -> list[list[Any]]:
         out.append([
             n, r["workers"], get("backlog", "seconds"), get("backlog", "drained_s"),
             get("backlog", "accounts_evaluated"), get("backlog", "proposals"),
+            get("duckdb", "seconds"), get("duckdb", "worker_over_duckdb"),
             get("activity", "seconds"), get("activity", "drained_s"), get("activity", "notices"),
             get("daily", "seconds"), get("daily", "drained_s"), get("daily", "accounts_evaluated"),
             get("daily2", "seconds"), get("daily2", "drained_s"),
@@ -316,6 +338,7 @@ def rows(results: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 HEADERS = ["accounts", "workers", "backlog s", "drained s", "evaluated", "proposals",
+           "duckdb s", "worker/duckdb",
            "activity s", "drained s", "notices", "day+1 s", "drained s", "evaluated",
            "day+2 s", "drained s", "evaluated", "RSS before MiB", "peak RSS MiB",
            "before B/acct", "peak B/acct"]
@@ -348,6 +371,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             ys = [r.get(phase, {}).get("seconds") for r in rs]
             if any(y is not None for y in ys):
                 ax1.plot(xs, ys, style, label=f"{phase}, {w} worker{'s' * (w > 1)}")
+        ys = [r.get("duckdb", {}).get("seconds") for r in rs]
+        if any(y is not None for y in ys):
+            ax1.plot(xs, ys, "d-.", label=f"duckdb stage 1 (baseline of the {w}-worker run)")
         ax2.plot(xs, [peak(r) / r["accounts"] for r in rs], "o-",
                  label=f"peak RSS / account, {w} worker{'s' * (w > 1)} (summed)")
         ax2.plot(xs, [idle(r) / r["accounts"] for r in rs], "x--",
@@ -399,10 +425,11 @@ def main() -> None:
         for path in args.from_json:
             results += json.loads(path.read_text())["results"]
         results.sort(key=lambda r: (r["workers"], r["accounts"]))
-    for n in [] if args.from_json else args.accounts:
-        for w in args.workers:
-            print(f"{n:,} accounts, {w} worker(s)", flush=True)
-            results.append(asyncio.run(one(n, w, args)))
+    for n, w in [] if args.from_json else [(n, w) for n in args.accounts for w in args.workers]:
+        print(f"{n:,} accounts, {w} worker(s)", flush=True)
+        results.append(asyncio.run(one(n, w, args)))
+        if not results[-1]["duckdb"]["equal"]:
+            break
     print()
     print(common.table(rows(results), HEADERS))
     m = marginal(results)
@@ -417,6 +444,13 @@ def main() -> None:
     path = common.write_json(args.name, data)
     plot(results, common.RESULTS / f"{args.name}.png")
     print(f"results: {path} and {args.name}.png")
+    unequal = [r for r in results if not r.get("duckdb", {}).get("equal", True)]
+    for r in unequal:
+        print(f"FAILED: at {r['accounts']:,} accounts ({r['workers']} worker(s)) duckdb stage 1 "
+              f"gave {r['duckdb']['proposals']} proposals, the worker's backlog run "
+              f"{r['backlog']['proposals']}", file=sys.stderr)
+    if unequal:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
