@@ -16,6 +16,7 @@ from domain.errors import Rejected
 from domain.reversal import reversal_refused, reverse
 from domain.review import drop_run, notices_of_run, reject, run_executed
 from domain.run import pending_of_run, run_of_proposal
+from domain.state import Account
 from processors import convert
 from processors import messages as m
 from processors.metrics import Metrics
@@ -42,6 +43,12 @@ class ActivityRun:
         """Execute one pending (or already executed) proposal; append its records.
         Returns the number of commands and the run id."""
         account, notice = execute(stored.account, proposal_id)
+        return self._emit(stored, account, notice, outs, w), notice.run_id
+
+    def _emit(self, stored: StoredAccount, account: Account, notice: Notice, outs: list[Out],
+              w: Writes) -> int:
+        """The records of an executed notice (commands, history) and its index entry;
+        the number of commands."""
         stored.account = account
         commands = convert.command_outputs(account, notice)
         for topic, rtype, record in commands:
@@ -51,15 +58,15 @@ class ActivityRun:
         w.set(self.store.work_index, notice_key(notice.notice_id), account.account_id.encode())
         self.metrics.notices.inc()
         self.metrics.commands.inc(len(commands))
-        return len(commands), notice.run_id
+        return len(commands)
 
     def approve_one(self, stored: StoredAccount, proposal_id: str, outs: list[Out],
                     w: Writes) -> dict[str, int]:
         """The outcome of one approved proposal: its notice, or a `ProposalNotExecuted`
         history record when the account changed since the run."""
         account, outcome = execute_approved(stored.account, proposal_id)
-        if isinstance(outcome, Notice):
-            commands = self.execute(stored, proposal_id, outs, w)[0]
+        if isinstance(outcome, Notice):  # executed once: its records from this outcome
+            commands = self._emit(stored, account, outcome, outs, w)
             return {"notices": 1, "commands": commands, "not_executed": 0}
         stored.account = account
         rtype, payload = convert.not_executed_history(account, outcome)

@@ -272,63 +272,93 @@ _MISSING = object()
 _ALIASES = {"recorded_for": "as_of_date"}
 
 
-def _walk(node: Any, value: Any, currency: str | None, names: dict[str, Any],
-          raw: bool = False) -> Any:
-    """`value` (domain: ints for money and days, tuples, dataclasses) as Avro data for the
-    schema `node`, with money in `currency`. `raw`: for `Codec.encode_raw` (amounts as
-    unscaled ints at the schema's scale, dates as days since 1970), same bytes, no
-    Decimal or date objects on the way."""
+Convert = Callable[[Any, "str | None"], Any]
+_PRIMITIVES = ("string", "int", "long", "boolean", "bytes", "null", "double", "float")
+
+
+def _identity(value: Any, currency: str | None) -> Any:
+    return value
+
+
+def _compile(node: Any, names: dict[str, Any], raw: bool) -> Convert:
+    """A converter for the schema `node`: `(value, currency) -> Avro data`, `value` being
+    domain data (ints for money and days, tuples, dataclasses or dicts), money in
+    `currency`. `raw`: for `Codec.encode_raw` (amounts as unscaled ints at the schema's
+    scale, dates as days since 1970), same bytes, no Decimal or date objects on the way.
+    The schema is read once per record type (`_converter`), not once per value."""
     if isinstance(node, str):
-        if node in names:
-            return _walk(names[node], value, currency, names, raw)
-        return value
+        return _compile(names[node], names, raw) if node in names else _identity
     if isinstance(node, list):  # a union: null or one type
-        if value is None:
-            return None
-        branch = next(b for b in node if b != "null")
-        return _walk(branch, value, currency, names, raw)
-    kind = node.get("type")
-    logical = node.get("logicalType")
+        return _optional(_compile(next(b for b in node if b != "null"), names, raw))
+    kind, logical = node.get("type"), node.get("logicalType")
     if logical == "decimal":
+        return _money(node["scale"], raw)
+    if logical == "date":
+        return _raw_date if raw else _date
+    if kind == "array":
+        each = _compile(node["items"], names, raw)
+        return lambda value, currency: [each(v, currency) for v in value]
+    if kind == "record":
+        return _record(node, names, raw)
+    if isinstance(kind, dict | list | str) and kind not in _PRIMITIVES:
+        return _compile(kind, names, raw)
+    return _identity
+
+
+def _optional(convert: Convert) -> Convert:
+    return lambda value, currency: None if value is None else convert(value, currency)
+
+
+def _money(scale: int, raw: bool) -> Convert:
+    def money(value: Any, currency: str | None) -> Any:
         if currency is None:
             raise ValueError("money without a currency")
-        if raw:
-            return value * _scale_factor(currency, node["scale"])
-        return from_minor(value, currency)
-    if logical == "date":
-        if raw:
-            return value - EPOCH_ORDINAL if isinstance(value, int) else \
-                value.toordinal() - EPOCH_ORDINAL
-        return from_day(value) if isinstance(value, int) else value
-    if kind == "array":
-        return [_walk(node["items"], v, currency, names, raw) for v in value]
-    if kind == "record":
-        name = node["name"]
-        full = name if "." in name else f"{node.get('namespace', 'dunning')}.{name}"
-        names.setdefault(full, node)
-        names.setdefault(node["name"], node)
-        cur = getattr(value, "currency", currency) if not isinstance(value, dict) else \
-            value.get("currency", currency)
+        return value * _scale_factor(currency, scale) if raw else from_minor(value, currency)
+    return money
+
+
+def _raw_date(value: Any, currency: str | None) -> int:
+    return (value if isinstance(value, int) else value.toordinal()) - EPOCH_ORDINAL
+
+
+def _date(value: Any, currency: str | None) -> date:
+    return from_day(value) if isinstance(value, int) else value
+
+
+def _record(node: dict[str, Any], names: dict[str, Any], raw: bool) -> Convert:
+    name = node["name"]
+    names.setdefault(name if "." in name else f"{node.get('namespace', 'dunning')}.{name}",
+                     node)
+    names.setdefault(name, node)
+    fields = [(f["name"], _ALIASES.get(f["name"]), f.get("default"),
+               _compile(f["type"], names, raw)) for f in node["fields"]]
+
+    def record(value: Any, currency: str | None) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return from_dict(value, value.get("currency", currency))
+        cur = getattr(value, "currency", currency)
         out = {}
-        for f in node["fields"]:
-            name = f["name"]
-            if isinstance(value, dict):
-                item = value.get(name, _MISSING)
-                if item is _MISSING and name in _ALIASES:
-                    item = value.get(_ALIASES[name], _MISSING)
-            else:
-                item = getattr(value, name, _MISSING)
-                if item is _MISSING and name in _ALIASES:
-                    item = getattr(value, _ALIASES[name], _MISSING)
-            if item is _MISSING:
-                item = f.get("default")
-            out[name] = _walk(f["type"], item, cur, names, raw)
+        for field, alias, default, convert in fields:
+            item = getattr(value, field, _MISSING)
+            if item is _MISSING and alias is not None:
+                item = getattr(value, alias, _MISSING)
+            out[field] = convert(default if item is _MISSING else item, cur)
         return out
-    if isinstance(kind, dict | list | str) and kind not in (
-        "string", "int", "long", "boolean", "bytes", "null", "double", "float"
-    ):
-        return _walk(kind, value, currency, names, raw)
-    return value
+
+    def from_dict(value: dict[str, Any], cur: str | None) -> dict[str, Any]:
+        out = {}
+        for field, alias, default, convert in fields:
+            item = value.get(field, _MISSING)
+            if item is _MISSING and alias is not None:
+                item = value.get(alias, _MISSING)
+            out[field] = convert(default if item is _MISSING else item, cur)
+        return out
+    return record
+
+
+@functools.cache
+def _converter(record_type: str, raw: bool) -> Convert:
+    return _compile(_schema(record_type), {}, raw)
 
 
 #: The scale of every `Money` field of the schemas (decimal(20,3), ARCHITECTURE.md).
@@ -355,7 +385,7 @@ def to_avro(record_type: str, obj: Any, *, raw: bool = False, **fields: Any) -> 
                 if hasattr(obj, f)} if not isinstance(obj, dict) else dict(obj)
         base.update(fields)
         obj = base
-    return _walk(_schema(record_type), obj, None, {}, raw)
+    return _converter(record_type, raw)(obj, None)  # type: ignore[no-any-return]
 
 
 def proposal_record(p: Any, raw: bool = False) -> dict[str, Any]:

@@ -90,14 +90,14 @@ def test_an_account_whose_execution_fails_gets_processing_error_and_the_run_goes
         h: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
     ingested(h)
     evaluate(h)
-    execute = ActivityRun.execute
+    emit = ActivityRun._emit  # where an executed notice's records are made
 
     def failing(self: ActivityRun, stored: Any, *args: Any) -> Any:
         if stored.account.account_id == "A":
             raise OverflowError("Integer value out of range")
-        return execute(self, stored, *args)
+        return emit(self, stored, *args)
 
-    monkeypatch.setattr(ActivityRun, "execute", failing)
+    monkeypatch.setattr(ActivityRun, "_emit", failing)
     # the fake tables are dicts, without RocksDB's key range scan of the run index
     monkeypatch.setattr(h.store, "run_batches", lambda partition, run_id: iter([["A", "B"]]))
     asyncio.run(h.activities.approve_run(PARTITION, msgs.ApproveRun(RUN)))
