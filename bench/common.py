@@ -361,12 +361,14 @@ class PySpy:
 
     def __init__(self, pid: int, out: Path, rate: int = 100) -> None:
         self.out = out
-        self.argv = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate",
-                     str(rate), "-o", str(out)]
+        # py-spy beside this Python (a venv not activated), else on the PATH
+        beside = Path(sys.executable).parent / "py-spy"
+        self.argv = [str(beside) if beside.exists() else "py-spy", "record", "--pid", str(pid),
+                     "--format", "raw", "--rate", str(rate), "-o", str(out)]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> PySpy:
-        if shutil.which("py-spy") is None:
+        if shutil.which(self.argv[0]) is None:
             raise RuntimeError("py-spy is not installed: pip install -e '.[bench]'")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
