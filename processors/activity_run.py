@@ -50,11 +50,11 @@ class ActivityRun:
         """The records of an executed notice (commands, history) and its index entry;
         the number of commands."""
         stored.account = account
-        commands = convert.command_outputs(account, notice)
+        commands = convert.command_outputs(account, notice, raw=True)
         for topic, rtype, record in commands:
-            outs.append(self.outbox.record(topic, rtype, record, account.account_id))
-        rtype, payload = convert.notice_history(account, notice)
-        outs.append(self.outbox.history(stored, rtype, payload))
+            outs.append(self.outbox.record(topic, rtype, record, account.account_id, raw=True))
+        rtype, payload = convert.notice_history(account, notice, raw=True)
+        outs.append(self.outbox.history(stored, rtype, payload, raw=True))
         w.set(self.store.work_index, notice_key(notice.notice_id), account.account_id.encode())
         self.metrics.notices.inc()
         self.metrics.commands.inc(len(commands))

@@ -420,21 +420,23 @@ def proposal_record_raw(p: Any) -> dict[str, Any]:
     }
 
 
-def command_outputs(account: Any, notice: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    """(topic, record type, record) for every command of a notice or reversal."""
+def command_outputs(account: Any, notice: Any,
+                    raw: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
+    """(topic, record type, record) for every command of a notice or reversal; `raw`:
+    the values `Codec.encode_raw` takes (the activity run's path)."""
     out = []
     for command in notice.commands:
         rtype = type(command).__name__
-        out.append((schemas.TOPICS[rtype], rtype, to_avro(rtype, command)))
+        out.append((schemas.TOPICS[rtype], rtype, to_avro(rtype, command, raw=raw)))
     return out
 
 
 reversal_outputs = command_outputs
 
 
-def notice_history(account: Any, notice: Any) -> tuple[str, dict[str, Any]]:
-    return "DunningNoticeIssued", to_avro("DunningNoticeIssued", notice.history, seq=0,
-                                          prev_hash="")
+def notice_history(account: Any, notice: Any, raw: bool = False) -> tuple[str, dict[str, Any]]:
+    return "DunningNoticeIssued", to_avro("DunningNoticeIssued", notice.history, raw=raw,
+                                          seq=0, prev_hash="")
 
 
 def reversal_history(account: Any, reversal: Any) -> tuple[str, dict[str, Any]]:

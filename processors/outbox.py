@@ -72,10 +72,12 @@ class Outbox:
 
     # ------------------------------------------------------------------ records
     def record(self, topic: str, rtype: str, record: dict[str, Any], key: str | None,
-               partition: int | None = None) -> Out:
-        """An Avro record of the contract on `topic` (logical name)."""
+               partition: int | None = None, raw: bool = False) -> Out:
+        """An Avro record of the contract on `topic` (logical name); `raw`: `record` holds
+        the values `Codec.encode_raw` takes (the same bytes, faster)."""
+        encode = self.codec.encode_raw if raw else self.codec.encode
         return (self.settings.topic(topic), key.encode() if key is not None else None,
-                self.codec.encode(rtype, record), partition)
+                encode(rtype, record), partition)
 
     def message(self, topic: str, message: messages.Message, key: str | None,
                 partition: int | None = None) -> Out:
@@ -83,15 +85,17 @@ class Outbox:
         return (self.settings.topic(topic), key.encode() if key is not None else None,
                 messages.encode(message), partition)
 
-    def history(self, stored: StoredAccount, rtype: str, payload: dict[str, Any]) -> Out:
+    def history(self, stored: StoredAccount, rtype: str, payload: dict[str, Any],
+                raw: bool = False) -> Out:
         """Chain a history record onto the account's log: per-account sequence and the hash
-        of the previous record. A record written before keeps its place, byte for byte."""
+        of the previous record. A record written before keeps its place, byte for byte.
+        `raw`: `payload` holds the values `Codec.encode_raw` takes (the same bytes)."""
         account = stored.account
         event_id = payload["event_id"]
         ref = stored.history_refs.get(event_id)
         seq, prev = ref if ref else (account.history_seq + 1, account.history_head)
         record = {**payload, "account_id": account.account_id, "seq": seq, "prev_hash": prev}
-        value = self.codec.encode(rtype, record)
+        value = (self.codec.encode_raw if raw else self.codec.encode)(rtype, record)
         if not ref:
             stored.history_refs[event_id] = [seq, prev]
             stored.account = replace(
