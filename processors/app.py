@@ -150,6 +150,7 @@ def create_app(settings: Settings) -> faust.App:
         return app.Table(
             spec.name, key_type=bytes, value_type=bytes, default=None,
             partitions=spec.partition_count(settings.partitions),
+            options=settings.rocksdb_options(),  # a fresh dict: Faust's store pops from it
         )
 
     codec = Codec.from_settings(settings)

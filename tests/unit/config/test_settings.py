@@ -543,3 +543,26 @@ def test_no_secret_reaches_log_output(
     assert "Secret('***')" in text and "settings refused" in text
     for secret in SECRETS:
         assert secret not in text
+
+
+def test_rocksdb_memory_of_each_table_partition_is_capped_and_configurable() -> None:
+    mib = 1024 * 1024
+    assert Settings.from_env({}).rocksdb_options() == {
+        "block_cache_size": 4 * mib, "block_cache_compressed_size": 4 * mib,
+        "write_buffer_size": 4 * mib, "max_write_buffer_number": 2}
+    env = {"DUNNING_ROCKSDB_BLOCK_CACHE_MB": "16", "DUNNING_ROCKSDB_WRITE_BUFFER_MB": "8"}
+    options = Settings.from_env(env).rocksdb_options()
+    assert (options["block_cache_size"], options["write_buffer_size"]) == (16 * mib, 8 * mib)
+    with pytest.raises(SettingsError, match="DUNNING_ROCKSDB_BLOCK_CACHE_MB"):
+        Settings.from_env({"DUNNING_ROCKSDB_BLOCK_CACHE_MB": "0"})
+
+
+def test_every_table_of_the_worker_opens_with_the_caps(tmp_path: Path) -> None:
+    from processors.app import create_app
+
+    settings = Settings(state_dir=tmp_path, rocksdb_block_cache_mb=2, rocksdb_write_buffer_mb=3)
+    app = create_app(settings)
+    for name in ("accounts", "due_index", "work_index", "runs"):
+        options = app.tables[name].data.rocksdb_options
+        assert (options.block_cache_size, options.write_buffer_size,
+                options.max_write_buffer_number) == (2 * 1024 * 1024, 3 * 1024 * 1024, 2)
