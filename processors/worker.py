@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -33,6 +34,22 @@ def _message(path: Path, reason: str) -> str:
             f"(DUNNING_STATE_DIR): {reason}")
 
 
+#: Allocations between two young-generation collections (CPython's default: 700). A run
+#: allocates and frees millions of short-lived objects (rows, records, dataclasses); with
+#: the default the collector runs every few accounts and walks young objects that die
+#: anyway. The older generations keep CPython's defaults.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Move what is loaded at start (modules, the app, its tables) out of the collector's
+    sight (`gc.freeze`: never freed anyway) and collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 def run_worker(settings: Settings) -> int:
     prepare_state_dir(settings)
     from faust import Worker
@@ -40,6 +57,7 @@ def run_worker(settings: Settings) -> int:
     from processors.app import create_app
 
     app = create_app(settings)
+    tune_garbage_collector()
     worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True,
                     override_logging=False)
     worker.execute_from_commandline()  # returns through SystemExit
