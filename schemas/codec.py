@@ -47,6 +47,7 @@ from fastavro.validation import ValidationError, validate
 
 import schemas
 from schemas.registry import SchemaIds, StaticSchemaIds, record_full_name, schema_ids_for
+from schemas.writer import Writer, compile_writer
 
 __all__ = [
     "CONFLUENT_MAGIC",
@@ -247,6 +248,7 @@ class _Schema:
     header: bytes | None = None  # framing header; lazily for confluent
     reader: dict[str, Any] | None = None  # current schema, when this one is another version
     plain_reader: dict[str, Any] | None = None
+    writer: Writer | None = None  # compiled writer of the plain schema (schemas.writer)
 
 
 def _parse(schema: dict[str, Any]) -> dict[str, Any]:
@@ -264,11 +266,13 @@ def _prepared(text: str) -> tuple[Any, ...]:
         fingerprint64(raw),
         _generate(raw, _TO_WIRE),
         _generate(raw, _FROM_WIRE),
+        compile_writer(strip_logical_types(raw), str(raw.get("name", "record"))),
     )
 
 
 def _prepare(name: str, raw: dict[str, Any]) -> _Schema:
-    parsed, plain, fingerprint, to_wire, from_wire = _prepared(json.dumps(raw, sort_keys=True))
+    parsed, plain, fingerprint, to_wire, from_wire, writer = _prepared(
+        json.dumps(raw, sort_keys=True))
     return _Schema(
         name=name,
         raw=raw,
@@ -277,6 +281,7 @@ def _prepare(name: str, raw: dict[str, Any]) -> _Schema:
         fingerprint=fingerprint,
         to_wire=to_wire,
         from_wire=from_wire,
+        writer=writer,
     )
 
 
@@ -382,7 +387,10 @@ class Codec:
         buf.write(header)
         try:
             body = entry.to_wire(record) if entry.to_wire is not None else record
-            schemaless_writer(buf, entry.plain, body)
+            if entry.writer is not None:
+                buf.write(entry.writer(body))
+            else:
+                schemaless_writer(buf, entry.plain, body)
         except Exception as exc:
             raise self._encode_error(entry, record, exc, raw=True) from exc
         return buf.getvalue()
