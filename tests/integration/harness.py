@@ -138,12 +138,14 @@ def dig(value: Any, *path: Any) -> Any:
     return value
 
 
-def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition",
+             explain: Any = None) -> Any:
     """Call `predicate` until it returns something truthy, and return that.
 
     "Not yet" is a falsy value. A predicate over state that may not exist yet must check
     for it (`dig`, `.get`, `x and ...`): an exception is not "not yet", it fails the test at
-    once, so a predicate that is wrong does not hide as a timeout."""
+    once, so a predicate that is wrong does not hide as a timeout. `explain()`, if given,
+    says more on a timeout (what is still missing, the worker's log)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -151,7 +153,8 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> 
         if last:
             return last
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+    more = f"\n{explain()}" if explain is not None else ""
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}{more}")
 
 
 __all__ = ["Worker", "dig", "make_settings", "provision", "send", "read", "wait_for", "replace"]

@@ -71,8 +71,14 @@ def test_sigterm_during_ingest_exits_cleanly_and_nothing_is_lost_or_applied_twic
     story.worker.start()
     # every payment, not a sample: the partitions catch up one batch at a time, so a
     # sample can be applied while another partition's tail is still on its way
+    def missing() -> str:
+        late = {a: amounts(story, a) for a in accs
+                if amounts(story, a) != {f"W-{a}-1": "43.00"}}
+        return f"{len(late)} accounts not as wanted: {dict(list(late.items())[:5])}\n" \
+               f"worker log:\n{story.worker.log()}"
+
     wait_for(lambda: all(amounts(story, a) == {f"W-{a}-1": "43.00"} for a in accs),
-             timeout=60, what="payments applied")
+             timeout=60, what="payments applied", explain=missing)
     got = {a: amounts(story, a) for a in accs}
     assert got == {a: {f"W-{a}-1": "43.00"} for a in accs}
     assert story.worker.metric("dunning_dead_letters_total", reason="duplicate_event_id") == 0
