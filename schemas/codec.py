@@ -260,13 +260,14 @@ def _parse(schema: dict[str, Any]) -> dict[str, Any]:
 def _prepared(text: str) -> tuple[Any, ...]:
     """The read-only parts of `_Schema` for one JSON schema text; shared by every codec."""
     raw = json.loads(text)
+    plain = strip_logical_types(raw)
     return (
         _parse(raw),
-        _parse(strip_logical_types(raw)),
+        _parse(plain),
         fingerprint64(raw),
         _generate(raw, _TO_WIRE),
         _generate(raw, _FROM_WIRE),
-        compile_writer(strip_logical_types(raw), str(raw.get("name", "record"))),
+        compile_writer(plain, str(raw.get("name", "record"))),
     )
 
 
