@@ -115,7 +115,7 @@ class _Table:
         return next((p[key] for p in self.parts.values() if key in p), None)
 
 
-def _loader_handlers(settings: Any, procedures: list[dict[str, Any]]) -> Any:
+def loader_worker(settings: Any, procedures: list[dict[str, Any]]) -> Any:
     """The worker's core over in-memory tables: its batch ingest (`apply_unit`:
     fold a partition's events into their accounts, store each changed account once with
     its due-index entry) writes through `processors.writes.Writes` into `_Table`s; the
@@ -152,13 +152,13 @@ def _drive(coro: Any) -> None:
     raise RuntimeError("the ingest handler suspended")
 
 
-def build_rows(handlers: Any, index: int, spec: Spec, partition: int) -> None:
+def build_rows(worker: Any, index: int, spec: Spec, partition: int) -> None:
     """Apply account `index`'s events (one batch, as a worker receiving them together
-    would); its rows land in `handlers.accounts/due_index` partition `partition`."""
+    would); its rows land in `worker.accounts/due_index` partition `partition`."""
     messages = [_Msg(topic, record["account_id"].encode(), partition, (rtype, record))
                 for topic, rtype, record in gen.account_events(index, spec.seed, spec.as_of,
                                                                spec.prefix)]
-    _drive(handlers.apply_unit(partition, messages))
+    _drive(worker.apply_unit(partition, messages))
 
 
 def table_paths(settings: Any) -> tuple[dict[str, list[str]], dict[str, Any]]:
@@ -183,7 +183,7 @@ def _load_partitions(args: tuple[Spec, list[dict[str, Any]], list[int],
     spec, procedures, mine, paths, options, settings = args
     from faust.stores.rocksdb import RocksDBOptions
 
-    handlers = _loader_handlers(settings, procedures)
+    worker = loader_worker(settings, procedures)
     rocks = RocksDBOptions(**options)
     dbs = {(t, p): rocks.open(Path(paths[t][p])) for t in TABLES for p in mine}
     counts = {"accounts": 0, "due": 0, "bytes": 0}
@@ -194,14 +194,14 @@ def _load_partitions(args: tuple[Spec, list[dict[str, Any]], list[int],
             p = common.partition_of(key, spec.partitions)
             if p not in wanted:
                 continue
-            build_rows(handlers, i, spec, p)
+            build_rows(worker, i, spec, p)
             counts["accounts"] += 1
             if counts["accounts"] % FLUSH_EVERY == 0:
-                _flush(handlers, dbs, counts)
-        _flush(handlers, dbs, counts)
+                _flush(worker, dbs, counts)
+        _flush(worker, dbs, counts)
         if spec.indexed:
             for p in mine:
-                dbs[("work_index", p)].put(b"v|index", handlers.procedures.version.encode())
+                dbs[("work_index", p)].put(b"v|index", worker.procedures.version.encode())
         for db in dbs.values():
             db.flush()
     finally:
@@ -210,12 +210,12 @@ def _load_partitions(args: tuple[Spec, list[dict[str, Any]], list[int],
     return counts
 
 
-def _flush(handlers: Any, dbs: dict[tuple[str, int], Any], counts: dict[str, int]) -> None:
+def _flush(worker: Any, dbs: dict[tuple[str, int], Any], counts: dict[str, int]) -> None:
     """Move the rows made so far from the in-memory tables to the RocksDB partitions."""
     from rocksdict import WriteBatch
 
     for name in TABLES:
-        table = getattr(handlers, name)
+        table = getattr(worker, name)
         for p, rows in table.parts.items():
             if not rows:
                 continue

@@ -39,14 +39,14 @@ def _ingested(settings: Settings) -> tuple[dict[bytes, bytes], dict[bytes, bytes
     codec = Codec.from_settings(settings)
     procedures = common.catalog(settings, codec, common.procedure_records())
     tables = {name: bulk._Table(name) for name in ("accounts", "due_index", "work_index", "runs")}
-    handlers = _Ingest(app=None, settings=settings, codec=codec, procedures=procedures,
+    worker = _Ingest(app=None, settings=settings, codec=codec, procedures=procedures,
                        topic=None, **tables)
 
     async def apply() -> None:
         for topic, rtype, record in gen.events(range(N), seed=9):
             key = record["account_id"].encode()
             p = common.partition_of(key, settings.partitions)
-            await handlers.apply_unit(p, [_Message(
+            await worker.apply_unit(p, [_Message(
                 settings.topic(topic), key, codec.encode(rtype, record), p)])
 
     asyncio.run(apply())

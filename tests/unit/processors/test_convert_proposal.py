@@ -44,7 +44,7 @@ def test_the_fast_record_on_the_benchmarks_accounts(tmp_path) -> None:
     from processors.state import StoredAccount
 
     settings = Settings(partitions=1, state_dir=tmp_path, app_id="convert-test")
-    worker = bulk._loader_handlers(settings, common.procedure_records())
+    worker = bulk.loader_worker(settings, common.procedure_records())
     spec = bulk.Spec(300, partitions=1)
     for i in range(spec.accounts):
         bulk.build_rows(worker, i, spec, 0)
