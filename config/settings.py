@@ -515,6 +515,12 @@ class Settings:
         raw = f"{self.schema_registry_username}:{self.schema_registry_password.reveal()}"
         return {"Authorization": "Basic " + base64.b64encode(raw.encode()).decode("ascii")}
 
+    @property
+    def ingest_group(self) -> str:
+        """The consumer group that holds the ingest reader's positions in the input topics
+        (`processors.reader`; never joined: the members are in the group `app_id`)."""
+        return f"{self.app_id}-ingest"
+
     def topic(self, name: str) -> str:
         """The physical name of a catalogue topic."""
         return self.topic_prefix + name

@@ -16,7 +16,6 @@ from typing import Any
 import faust
 
 from config.settings import Settings
-from processors import faust_private
 from processors import messages as m
 from processors.activity_run import ActivityRun
 from processors.control import Control
@@ -59,6 +58,9 @@ class Worker:
         self.proposal_run = ProposalRun(store=self.store, outbox=self.outbox, codec=codec,
                                         metrics=self.metrics, activities=self.activities,
                                         applied_offset=self.applied_offset)
+        #: (physical input topic, partition) -> its end offset as last seen, None when
+        #: not read here (the ingest reader's, set by `processors.app`)
+        self.input_ends: Callable[[str, int], int | None] = lambda topic, partition: None
         self.partition_work: dict[type[Any], Callable[[int, Any], Awaitable[None]]] = {
             m.Slice: self.proposal_run.slice,
             m.Approve: self.activities.approve,
@@ -84,15 +86,15 @@ class Worker:
         return self.errors.logical(physical)
 
     def applied_offset(self, topic: str, partition: int) -> int:
-        mem = self.ingest.applied.get((topic, partition), 0)
-        committed = faust_private.committed_offset(self.app, topic, partition)
-        return max(mem, committed or 0)
+        """The offset after the last input event applied (since the reader's committed
+        position of the partition, loaded when the partition was assigned)."""
+        return self.ingest.applied.get((topic, partition), 0)
 
     # ------------------------------------------------------------------ the agents
-    async def on_inputs(self, events: list[faust.EventT]) -> None:
-        """A batch of input events (`stream.take_events`); Faust acknowledges the events
+    async def on_inputs(self, messages: list[Any]) -> None:
+        """A batch of input records (`processors.reader`); their positions are committed
         once this returns."""
-        await self.ingest.on_inputs([event.message for event in events])
+        await self.ingest.on_inputs(messages)
 
     async def apply_unit(self, partition: int, messages: list[Any]) -> None:
         """One ingest unit of work (a batch of one partition's input events)."""

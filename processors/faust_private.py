@@ -13,8 +13,6 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from faust.types import TP
-
 
 def producer_of(app: Any) -> Any:
     """The aiokafka producer under Faust's (`Producer._ensure_producer`).
@@ -25,17 +23,6 @@ def producer_of(app: Any) -> Any:
     the HTTP view needs the accounts changelog's metadata before Faust's router can find
     a key's owner. Without it: no batching (slow runs), and a TypeError in the router."""
     return app.producer._ensure_producer()  # noqa: SLF001
-
-
-def committed_offset(app: Any, topic: str, partition: int) -> int | None:
-    """The offset Faust's consumer last committed for `topic`/`partition`
-    (`Consumer._committed_offset`).
-
-    Needed by the run barrier: after a restart, input events applied by the previous
-    process are not in this process' memory, and the committed offset says they were
-    applied. Without it a run slice after a restart waits for events it will never see
-    again (a stalled run)."""
-    return app.consumer._committed_offset.get(TP(topic, partition))  # noqa: SLF001
 
 
 def db_of(table: Any, partition: int) -> Any:

@@ -14,7 +14,6 @@ from typing import Any
 import aiohttp
 import faust
 from faust.exceptions import NotReady, SameNode
-from faust.types import TP
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
 
@@ -120,13 +119,9 @@ def _account_body(stored: StoredAccount) -> dict[str, Any]:
 def _gauges(app: faust.App, worker: Any) -> None:
     def lag() -> list[tuple[list[str], float]]:
         """Per input partition: the broker's highwater less what this worker applied."""
-        consumer = app.consumer
         out = []
         for (topic, partition), applied in sorted(worker.applied.items()):
-            try:
-                high = consumer.highwater(TP(topic, partition))
-            except Exception:  # not assigned here any more
-                continue
+            high = worker.input_ends(topic, partition)
             if high is not None:
                 out.append(([worker.logical(topic), str(partition)],
                             float(max(0, high - applied))))

@@ -24,10 +24,10 @@ import sys
 from processors import core
 real = core.Worker.on_inputs
 
-async def on_inputs(self, events):
-    if any(ev.message.value == {POISON!r} for ev in events):
+async def on_inputs(self, messages):
+    if any(m.value == {POISON!r} for m in messages):
         raise RuntimeError("a planted bug")
-    await real(self, events)
+    await real(self, messages)
 
 core.Worker.on_inputs = on_inputs
 from dunning.cli import main

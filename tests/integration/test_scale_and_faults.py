@@ -1,10 +1,12 @@
 """Two workers share a run; a worker killed in the middle of an activity run neither loses
-nor re-makes a command (issue: runs, points 1 and 5)."""
+nor re-makes a command (issue: runs, points 1 and 5); input events are all applied while
+workers come and go (issue 15: ingest with its own consumer)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
 from dataclasses import replace
 from datetime import date
 
@@ -15,6 +17,8 @@ from tests.integration import events as e
 from tests.integration.conftest import new_story
 from tests.integration.harness import Worker, wait_for
 from topics.broker import free_port
+from topics.broker_quirks import true_end_offsets
+from topics.catalogue import ACCOUNT_INPUTS
 
 AS_OF = date(2026, 11, 20)
 COMMAND_TOPICS = ("dunning.letters", "dunning.locks", "dunning.collections", "dunning.deposits",
@@ -118,3 +122,75 @@ def test_a_worker_killed_in_the_middle_of_an_activity_run_loses_and_remakes_noth
     finally:
         reference.worker.stop()
         crashed.worker.stop()
+
+
+async def _ingest_positions(settings) -> tuple[dict, dict]:
+    """The ingest reader's committed positions (group `<app id>-ingest`) and the end offsets
+    of every input partition."""
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(),
+                                group_id=settings.ingest_group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic(t), p) for t in ACCOUNT_INPUTS
+               for p in range(settings.partitions)]
+        consumer.assign(tps)
+        committed = {tp: await consumer.committed(tp) or 0 for tp in tps}
+        ends = await true_end_offsets(settings.kafka_client_kwargs(), tps)
+        return committed, ends
+    finally:
+        await consumer.stop()
+
+
+def test_input_events_published_while_workers_come_and_go_are_all_applied(broker, tmp_path):
+    """Ingest reads the input partitions of the account partitions a worker owns (its own
+    consumer, `processors.reader`), handed over in each rebalance: events published before,
+    during and after a second worker joins, and after it leaves again, all end up in the
+    account state, and the committed ingest positions reach the end of every input
+    partition (nothing left unread, nothing to read again)."""
+    story = new_story(broker, tmp_path)
+    second = Worker(replace(story.settings, state_dir=story.settings.state_dir / "second",
+                            web_port=free_port()))
+    accounts = [f"AC-{i}" for i in range(60)]
+    due = date(2026, 10, 1)
+
+    def invoices(n: int) -> list:
+        return [e.invoice(a, f"{a}-I{n}", [(f"{a}-I{n}-a", "10.00", due)]) for a in accounts]
+
+    def items(worker: Worker, account_id: str) -> dict:
+        try:
+            return (worker.account(account_id) or {}).get("items") or {}
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503:  # its partition is moving (a rebalance): not yet
+                return {}
+            raise
+
+    def applied(worker: Worker, n: int) -> list[str]:
+        """The accounts whose invoice `n` the worker does not show yet."""
+        return [a for a in accounts if f"{a}-I{n}-a" not in items(worker, a)]
+
+    try:
+        story.worker.start()
+        story.send("billing.accounts", [e.account(a) for a in accounts])
+        story.send("billing.invoices", invoices(1))
+        second.start()  # a rebalance: about half of the partitions move
+        story.send("billing.invoices", invoices(2))
+        for worker in (story.worker, second):
+            wait_for(lambda w=worker: not applied(w, 1) and not applied(w, 2), timeout=90,
+                     what="invoices 1 and 2 on every account",
+                     explain=lambda w=worker: f"missing: {applied(w, 2)}\n{w.log()}")
+        assert second.stop() == 0  # the partitions move back
+        story.send("billing.invoices", invoices(3))
+        wait_for(lambda: not applied(story.worker, 3), timeout=90,
+                 what="invoice 3 on every account",
+                 explain=lambda: f"missing: {applied(story.worker, 3)}\n{story.worker.log()}")
+        for a in accounts:
+            assert sorted(items(story.worker, a)) == [f"{a}-I{n}-a" for n in (1, 2, 3)]
+        committed, ends = wait_for(
+            lambda: (pos := asyncio.run(_ingest_positions(story.settings)))[0] == pos[1]
+            and pos, timeout=30, what="the ingest positions at the end of every partition")
+        assert sum(ends.values()) == len(accounts) * 4
+        assert story.worker.metric("dunning_consumer_lag", topic="billing.invoices",
+                                   partition="0") == 0
+    finally:
+        second.stop()
+        story.worker.stop()

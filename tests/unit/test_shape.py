@@ -15,7 +15,7 @@ PRIVATE_API_MODULES = {ROOT / "processors" / "faust_private.py",
                        ROOT / "topics" / "broker_quirks.py"}
 #: Private attributes of faust, mode and aiokafka objects the worker needs, and the one
 #: public-looking flag (`message.acked`) that Faust's consumer reads without documenting it.
-PRIVATE_NAMES = {"_ensure_producer", "_committed_offset", "_db_for_partition", "_dbs",
+PRIVATE_NAMES = {"_ensure_producer", "_db_for_partition", "_dbs",
                  "_current_event", "_client", "_fetch_max_wait_ms", "_create_worker_consumer",
                  "_producer", "_fetcher", "_coordinator", "acked"}
 LIBRARIES = ("faust", "mode", "aiokafka")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config.settings import Settings
 from dunning.cli import build_parser
 from topics.catalogue import CATALOGUE, INPUTS
 
@@ -338,18 +339,24 @@ def test_worker_acls_are_limited_to_the_project() -> None:
             assert ops == {"Read", "Write", "Describe"}, spec.name
     # Faust's own topics (<app id>-<table>-changelog, <app id>-__assignor-__leader).
     assert acls[("topic", f"{app_id}-", "prefix")] >= {"Create", "Read", "Write", "Describe"}
-    assert acls[("group", app_id, "literal")] == {"Read", "Describe"}
+    # Faust's group, and the one of the ingest reader's positions (Settings.ingest_group)
+    groups = {("group", app_id, "literal"), ("group", Settings(app_id=app_id).ingest_group,
+                                             "literal")}
+    for group in groups:
+        assert acls[group] == {"Read", "Describe"}
     assert set(acls) == {("topic", t, "literal") for t in topics} | {
-        ("topic", f"{app_id}-", "prefix"), ("group", app_id, "literal")}
+        ("topic", f"{app_id}-", "prefix")} | groups
     assert not any("All" in ops or "Alter" in ops or "Delete" in ops for ops in acls.values())
     assert not any(kind == "cluster" for (kind, _, _) in acls)
 
 
 def test_ops_acls_are_limited_to_the_catalogue() -> None:
     acls = _acls("dunning-ops")
-    assert set(acls) == {("topic", t.name, "literal") for t in CATALOGUE} | {
-        ("group", "dunning", "literal")}  # to reset the workers' offsets
-    assert acls[("group", "dunning", "literal")] == {"Read", "Describe"}
+    groups = {("group", "dunning", "literal"), ("group", "dunning-ingest", "literal")}
+    # to reset the workers' offsets
+    assert set(acls) == {("topic", t.name, "literal") for t in CATALOGUE} | groups
+    for group in groups:
+        assert acls[group] == {"Read", "Describe"}
     assert not any({"Create", "Delete", "Alter", "All"} & ops for ops in acls.values())
 
 
