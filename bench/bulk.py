@@ -246,7 +246,11 @@ def load(spec: Spec, settings: Any, procedures: list[dict[str, Any]] | None = No
     if len(jobs) == 1:
         results = [_load_partitions(jobs[0])]
     else:
-        with multiprocessing.get_context("fork").Pool(len(jobs)) as pool:
+        # spawn, not fork: a forked child of a process that has opened RocksDB before (the
+        # DuckDB export of a smaller size reads the state) inherits RocksDB's environment
+        # without its background threads, so its memtables are never flushed and the
+        # first write past the write buffers waits for ever.
+        with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
             results = pool.map(_load_partitions, jobs)
     total = {k: sum(r[k] for r in results) for k in results[0]}
     total["seconds"] = round(time.monotonic() - t0, 2)
