@@ -395,7 +395,7 @@ def _import_key(imp: ImportedLevel) -> tuple[int, int, int, int]:
     )
 
 
-def _check_import(e: DunningHistoryImported) -> None:
+def check_import(e: DunningHistoryImported) -> None:
     where = f"imported level of item {e.item_id!r}"
     if not 1 <= e.level <= MAX_IMPORTED_LEVEL:
         raise Rejected("invalid_import", f"{where}: level {e.level} is not 1..{MAX_IMPORTED_LEVEL}")
@@ -407,7 +407,7 @@ def _on_history_imported(account: Account, e: DunningHistoryImported) -> dict[st
     """An imported level (RULES.md 10, "Imported levels"): kept on the account, and given
     to the item (now or when its invoice arrives). The later of two imports of an item
     stands; an item this engine has dunned already refuses an import."""
-    _check_import(e)
+    check_import(e)
     imp = ImportedLevel(e.item_id, e.level, e.last_dunned_date, e.interest_until_date,
                         e.notice_date)
     others = [x for x in account.imports if x.item_id != e.item_id]

@@ -87,5 +87,6 @@ def test_an_account_with_imports_packs_and_unpacks_unchanged() -> None:
     from processors.state_codec import pack, unpack  # the row keeps the imports
 
     acc = account(upsert(), imported("I9", 2, JAN, None, JAN + 3),
-                  invoice("INV-1", item("I1", 10000, JAN)), imported("I1", 3, JAN, JAN, event_id="imp-2"))
+                  invoice("INV-1", item("I1", 10000, JAN)),
+                  imported("I1", 3, JAN, JAN, event_id="imp-2"))
     assert unpack(pack(acc)) == acc
