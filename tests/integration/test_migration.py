@@ -67,3 +67,18 @@ def test_a_file_with_a_bad_row_publishes_nothing(story, tmp_path):
     time.sleep(1.0)
     assert [r for r in s.records("billing.accounts", "DunningHistoryImported")
             if r["account_id"] == "M3"] == []
+
+
+def test_an_invalid_import_at_the_worker_is_a_dead_letter_with_its_reason(story):
+    """Published around the CLI's checks (level 0): the worker dead-letters it, and a
+    second import of an item this engine has not dunned still applies."""
+    s = story
+    s.send("billing.accounts", [e.account("M4", procedure="CONSUMER")])
+    s.send("billing.accounts", [("DunningHistoryImported", {
+        "event_id": "m4-bad", "account_id": "M4", "item_id": "M4-x", "level": 0,
+        "last_dunned_date": date(2026, 10, 25), "interest_until_date": None,
+        "notice_date": None, "occurred_at": None})])
+    dead = wait_for(lambda: [r for r in s.records("dunning.dead-letters")
+                             if "M4-x" in (r["detail"] or "")], timeout=30,
+                    what="dead letter", explain=lambda: s.records("dunning.dead-letters"))
+    assert dead[0]["reason"] == "invalid_import" and dead[0]["source_topic"] == "billing.accounts"
