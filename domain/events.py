@@ -15,6 +15,7 @@ __all__ = [
     "Allocation",
     "DueDateChanged",
     "DunningLockReleased",
+    "DunningHistoryImported",
     "DunningLockSet",
     "InputEvent",
     "Installment",
@@ -65,6 +66,24 @@ class DunningLockReleased:
     event_id: str
     account_id: str
     lock_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DunningHistoryImported:
+    """An item's dunning level as another system left it (migration, RULES.md 10).
+
+    ``last_dunned_date`` is the day of the item's last notice there; ``notice_date`` the
+    day of the last notice to the item's group (for the frequency check; ``None``: the
+    last-dunned day); ``interest_until_date`` the day up to which interest was charged.
+    """
+
+    event_id: str
+    account_id: str
+    item_id: str
+    level: int
+    last_dunned_date: int
+    interest_until_date: int | None = None
+    notice_date: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,4 +184,5 @@ InputEvent = (
     | DueDateChanged
     | InstallmentPlanCreated
     | InstallmentPlanCancelled
+    | DunningHistoryImported
 )

@@ -16,6 +16,7 @@ from domain.errors import Rejected
 from domain.events import (
     AccountUpserted,
     DueDateChanged,
+    DunningHistoryImported,
     DunningLockReleased,
     DunningLockSet,
     InputEvent,
@@ -34,6 +35,7 @@ from domain.state import (
     OPEN,
     SEEN_ENTRY_SIZE,
     Account,
+    ImportedLevel,
     Invoice,
     Item,
     Lock,
@@ -42,6 +44,11 @@ from domain.state import (
     Plan,
     with_changes,
 )
+
+MAX_IMPORTED_LEVEL = 99
+"""The highest level an import may name (a procedure's levels are not known at ingest:
+a level above the procedure's highest counts as its highest, as after a procedure
+change)."""
 
 _SEEN_KEY = 8
 _SEEN_DIGEST = 4
@@ -201,9 +208,10 @@ def _on_invoice_issued(account: Account, e: InvoiceIssued) -> dict[str, Any]:
         raise Rejected("duplicate_item_id", f"item id {clash[0]!r} is already used on the account")
     pending_due = dict(account.due_changes)
     new_items = list(account.items)
+    imported = {imp.item_id: imp for imp in account.imports}
     for x in e.items:
         new_items.append(
-            Item(
+            _imported_item(imported.get(x.item_id), Item(
                 item_id=x.item_id,
                 invoice_id=e.invoice_id,
                 currency=e.currency,
@@ -214,7 +222,7 @@ def _on_invoice_issued(account: Account, e: InvoiceIssued) -> dict[str, Any]:
                 plan_id=None,
                 status=OPEN,
                 open_amount=0,
-            )
+            ))
         )
     invoices = tuple(
         sorted(
@@ -364,6 +372,63 @@ def _on_plan_cancelled(account: Account, e: InstallmentPlanCancelled) -> dict[st
     return resettled(account, cancelled_plans=_insert_id(account.cancelled_plans, e.plan_id))
 
 
+def _imported_item(imp: ImportedLevel | None, it: Item) -> Item:
+    """``it`` with the values of its imported level, if it has one."""
+    if imp is None:
+        return it
+    return replace(
+        it,
+        level=imp.level,
+        last_dunned_day=imp.last_dunned_day,
+        interest_until_day=imp.interest_until_day,
+    )
+
+
+def _import_key(imp: ImportedLevel) -> tuple[int, int, int, int]:
+    """Which of two imports of one item stands, whatever order they came in: the later
+    last-dunned day, then the higher level, then the later dates."""
+    return (
+        imp.last_dunned_day,
+        imp.level,
+        -1 if imp.interest_until_day is None else imp.interest_until_day,
+        -1 if imp.notice_day is None else imp.notice_day,
+    )
+
+
+def check_import(e: DunningHistoryImported) -> None:
+    where = f"imported level of item {e.item_id!r}"
+    if not 1 <= e.level <= MAX_IMPORTED_LEVEL:
+        raise Rejected("invalid_import", f"{where}: level {e.level} is not 1..{MAX_IMPORTED_LEVEL}")
+    if e.notice_date is not None and e.notice_date < e.last_dunned_date:
+        raise Rejected("invalid_import", f"{where}: notice_date is before last_dunned_date")
+
+
+def _on_history_imported(account: Account, e: DunningHistoryImported) -> dict[str, Any]:
+    """An imported level (RULES.md 10, "Imported levels"): kept on the account, and given
+    to the item (now or when its invoice arrives). The later of two imports of an item
+    stands; an item this engine has dunned already refuses an import."""
+    check_import(e)
+    imp = ImportedLevel(e.item_id, e.level, e.last_dunned_date, e.interest_until_date,
+                        e.notice_date)
+    others = [x for x in account.imports if x.item_id != e.item_id]
+    old = next((x for x in account.imports if x.item_id == e.item_id), None)
+    if old is not None and _import_key(old) >= _import_key(imp):
+        return {}
+    for n in account.notices:
+        if any(line.item_id == e.item_id for line in n.lines):
+            raise Rejected(
+                "item_already_dunned",
+                f"item {e.item_id!r} has a notice of this engine: its level is not imported",
+            )
+    imports = tuple(sorted((*others, imp), key=lambda x: x.item_id))
+    items = account.items
+    for index, it in enumerate(items):
+        if it.item_id == e.item_id:
+            changed = (*items[:index], _imported_item(imp, it), *items[index + 1 :])
+            return {"imports": imports, "items": changed}
+    return {"imports": imports}
+
+
 _HANDLERS: dict[type, Any] = {
     AccountUpserted: _on_account_upserted,
     DunningLockSet: _on_lock_set,
@@ -375,6 +440,7 @@ _HANDLERS: dict[type, Any] = {
     DueDateChanged: _on_due_date_changed,
     InstallmentPlanCreated: _on_plan_created,
     InstallmentPlanCancelled: _on_plan_cancelled,
+    DunningHistoryImported: _on_history_imported,
 }
 
 

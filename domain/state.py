@@ -87,6 +87,22 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportedLevel:
+    """A level imported from another system (``DunningHistoryImported``), kept whether or
+    not its item is known yet; the item takes these values when both are there."""
+
+    item_id: str
+    level: int
+    last_dunned_day: int
+    interest_until_day: int | None
+    notice_day: int | None
+
+    def frequency_day(self) -> int:
+        """The day the frequency check counts from: the notice day, else last dunned."""
+        return self.last_dunned_day if self.notice_day is None else self.notice_day
+
+
+@dataclass(frozen=True, slots=True)
 class Payment:
     payment_id: str
     amount: int
@@ -195,6 +211,8 @@ class Account:
     horizon: int = 0
     """The day up to which the account has forgotten (``domain.retention.compact``):
     input events of an earlier day are refused, since their ids may have been forgotten."""
+    imports: tuple[ImportedLevel, ...] = ()
+    """Imported levels (``DunningHistoryImported``), one per item id, sorted by item id."""
 
 
 def new_account(account_id: str) -> Account:
@@ -249,8 +267,12 @@ def notice_ids(account_id: str, notice: ExecutedNotice) -> tuple[str, str]:
 def group_last_notice_day(
     account: Account, procedure_id: str, currency: str, group: str
 ) -> int | None:
-    """As-of day of the group's last notice still in effect, or ``None``."""
+    """As-of day of the group's last notice still in effect, or ``None``. An imported
+    level of one of the group's items counts as a notice on its frequency day (RULES.md
+    10, "Imported levels")."""
     last: int | None = None
+    if account.imports:
+        last = _imported_notice_day(account, procedure_id, currency, group)
     for n in account.notices:
         if (
             n.procedure_id == procedure_id
@@ -260,6 +282,27 @@ def group_last_notice_day(
             and n.in_effect()
         ):
             last = n.as_of
+    return last
+
+
+def _imported_notice_day(
+    account: Account, procedure_id: str, currency: str, group: str
+) -> int | None:
+    """The latest frequency day of the imports of the group's items, or ``None``."""
+    default = account.master.dunning_procedure if account.master is not None else None
+    wanted = {imp.item_id: imp for imp in account.imports}
+    last: int | None = None
+    for it in account.items:
+        imp = wanted.get(it.item_id)
+        if (
+            imp is not None
+            and it.currency == currency
+            and it.group == group
+            and (it.procedure or default) == procedure_id
+        ):
+            day = imp.frequency_day()
+            if last is None or day > last:
+                last = day
     return last
 
 

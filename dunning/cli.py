@@ -12,15 +12,25 @@ import sys
 
 from audit import cli as audit_cli
 from dunning import deadletters
-from dunning.commands import account, broker, demo, procedures, records, review, topics, worker
+from dunning.commands import (
+    account,
+    broker,
+    demo,
+    migration,
+    procedures,
+    records,
+    review,
+    topics,
+    worker,
+)
 from dunning.commands.common import settings as _settings
 from letters import cli as letters_cli
 
 __all__ = ["_settings", "build_parser", "main"]  # _settings: tests call dunning.cli._settings
 
 #: In the order `dunning --help` lists them.
-GROUPS = (broker, topics, procedures, worker, records, account, review, letters_cli,
-          deadletters, audit_cli, demo)
+GROUPS = (broker, topics, procedures, migration, worker, records, account, review,
+          letters_cli, deadletters, audit_cli, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -126,6 +126,16 @@ def _lock_set(r: dict[str, Any]) -> ev.InputEvent:
     )
 
 
+def _history_imported(r: dict[str, Any]) -> ev.InputEvent:
+    until, notice = r.get("interest_until_date"), r.get("notice_date")
+    return ev.DunningHistoryImported(
+        event_id=r["event_id"], account_id=r["account_id"], item_id=r["item_id"],
+        level=r["level"], last_dunned_date=day(r["last_dunned_date"]),
+        interest_until_date=None if until is None else day(until),
+        notice_date=None if notice is None else day(notice),
+    )
+
+
 def _invoice_issued(r: dict[str, Any]) -> ev.InputEvent:
     cur = r["currency"]
     if not r["items"]:
@@ -184,6 +194,7 @@ _INPUT_EVENTS: dict[str, Callable[[dict[str, Any]], ev.InputEvent]] = {
                                                   r["item_id"], day(r["due_date"]),
                                                   r["reason"]),
     "InstallmentPlanCreated": _plan_created,
+    "DunningHistoryImported": _history_imported,
     "InstallmentPlanCancelled": lambda r: ev.InstallmentPlanCancelled(
         r["event_id"], r["account_id"], r["plan_id"]),
 }

@@ -2,7 +2,7 @@
 
 Layout (format 3): ``[3, account_id, master, invoices, items, payments, seen,
 history_seq, history_head, locks, cancelled_invoices, reversed_payments, plans,
-cancelled_plans, due_changes, notices, pending, horizon]`` (empty trailing fields left
+cancelled_plans, due_changes, notices, pending, horizon, imports]`` (empty trailing fields left
 off; formats 1 and 2 end at ``pending``; their ``seen`` has no days), each
 record an array of its fields in a fixed order, no field names. To stay small:
 
@@ -44,6 +44,7 @@ from domain.procedures import ACTIVITIES
 from domain.state import (
     Account,
     ExecutedNotice,
+    ImportedLevel,
     Invoice,
     Item,
     LeftOutItem,
@@ -67,9 +68,9 @@ currency the plan was converted with; read and upgraded, see :func:`_v1_plans`).
 
 _EPOCH = 730120
 """Day number of 2000-01-01: issue and receipt days are stored relative to it (shorter)."""
-_TOP_SIZE = 18
+_TOP_SIZE = 19
 _TOP_MIN = 6
-_TOP_TAIL: tuple[Any, ...] = (b"", 0, "", (), (), (), (), (), (), (), (), 0)
+_TOP_TAIL: tuple[Any, ...] = (b"", 0, "", (), (), (), (), (), (), (), (), 0, ())
 """Defaults of the top-level fields from ``seen`` on, left off when trailing."""
 _ACTIVITY_INDEX = {name: index for index, name in enumerate(ACTIVITIES)}
 # Defaults of the optional tail of an item row:
@@ -93,6 +94,7 @@ _Account = _maker(Account)
 _Master = _maker(Master)
 _Address = _maker(PostalAddress)
 _Lock = _maker(Lock)
+_Imported = _maker(ImportedLevel)
 _Invoice = _maker(Invoice)
 _Item = _maker(Item)
 _Payment = _maker(Payment)
@@ -261,6 +263,11 @@ def _pack_payment(p: Payment, home: str | None) -> list[Any]:
     return row
 
 
+def _pack_imports(imports: tuple[ImportedLevel, ...]) -> list[Any]:
+    return [[x.item_id, x.level, x.last_dunned_day, x.interest_until_day, x.notice_day]
+            for x in imports]
+
+
 def pack(account: Account) -> bytes:
     """``account`` as compact msgpack bytes."""
     m = account.master
@@ -314,6 +321,7 @@ def pack(account: Account) -> bytes:
         [_pack_notice(n, m) for n in account.notices] if account.notices else (),
         [_pack_proposal(p) for p in account.pending] if account.pending else (),
         account.horizon,
+        _pack_imports(account.imports) if account.imports else (),
     ]
     end = len(value)
     while end > _TOP_MIN and not value[end - 1]:
@@ -517,6 +525,7 @@ def unpack(data: bytes) -> Account:
         v[8].hex() if v[8].__class__ is bytes else v[8],
         () if v[6].__class__ is bytes else _unpack_days(v[6][1:]),
         v[17],
+        tuple([_Imported(*r) for r in v[18]]) if v[18] else (),
     )
 
 

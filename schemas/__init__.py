@@ -48,6 +48,7 @@ TOPICS: dict[str, str] = {
     "AccountUpserted": "billing.accounts",
     "DunningLockSet": "billing.accounts",
     "DunningLockReleased": "billing.accounts",
+    "DunningHistoryImported": "billing.accounts",
     "InvoiceIssued": "billing.invoices",
     "InvoiceCancelled": "billing.invoices",
     "PaymentReceived": "billing.payments",

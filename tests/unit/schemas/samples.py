@@ -105,6 +105,16 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "item_id": "INV-2025-0117/1",
         "occurred_at": None,
     },
+    "DunningHistoryImported": {
+        "event_id": "import-evt-0001",
+        "account_id": ACCOUNT,
+        "item_id": "INV-2025-0117/1",
+        "level": 2,
+        "last_dunned_date": date(2025, 2, 20),
+        "interest_until_date": date(2025, 2, 20),
+        "notice_date": None,
+        "occurred_at": None,
+    },
     "DunningLockReleased": {
         "event_id": "lock-evt-0002",
         "account_id": ACCOUNT,

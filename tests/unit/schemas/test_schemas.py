@@ -14,7 +14,9 @@ import schemas
 from .samples import SAMPLES
 
 CONTRACT_TOPICS = {
-    "billing.accounts": {"AccountUpserted", "DunningLockSet", "DunningLockReleased"},
+    "billing.accounts": {
+        "AccountUpserted", "DunningLockSet", "DunningLockReleased", "DunningHistoryImported",
+    },
     "billing.invoices": {"InvoiceIssued", "InvoiceCancelled"},
     "billing.payments": {"PaymentReceived", "PaymentReversed"},
     "billing.due-dates": {"DueDateChanged", "InstallmentPlanCreated", "InstallmentPlanCancelled"},
