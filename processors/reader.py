@@ -76,14 +76,15 @@ class InputReader:
 
     def new_consumer(self) -> AIOKafkaConsumer:
         # The embedded broker makes a fetch over several partitions wait its whole
-        # fetch_max_wait, so it gets the short one Faust's fetcher gets there.
-        wait = broker_quirks.EMBEDDED_FETCH_WAIT_MS if self.settings.broker == EMBEDDED \
-            else 500
+        # fetch_max_wait, so it gets the short one Faust's fetcher gets there (elsewhere
+        # aiokafka's default).
+        quirk = {"fetch_max_wait_ms": broker_quirks.EMBEDDED_FETCH_WAIT_MS} \
+            if self.settings.broker == EMBEDDED else {}
         return AIOKafkaConsumer(
             **self.settings.kafka_client_kwargs(), group_id=self.settings.ingest_group,
             client_id=self.settings.ingest_group, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=wait,
-            max_partition_fetch_bytes=1024 * 1024, fetch_max_bytes=8 * 1024 * 1024)
+            auto_offset_reset="earliest", max_partition_fetch_bytes=1024 * 1024,
+            fetch_max_bytes=8 * 1024 * 1024, **quirk)
 
     # ------------------------------------------------------------------ Faust's signals
     async def on_partitions_revoked(self) -> None:
@@ -136,12 +137,10 @@ class InputReader:
         self.applied[key] = max(self.applied.get(key, 0), committed)
 
     async def stop(self) -> None:
-        """The app stops (before Faust stops its consumer, tables and producer): the batch
-        in hand is finished, its positions committed, and no other is read."""
+        """The app stops (before Faust stops its consumer, tables and producer): as when
+        its partitions are revoked, and none are taken up again."""
         self._stopped = True
-        self._ready.clear()
-        async with self._busy:
-            await self.commit()
+        await self.on_partitions_revoked()
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
