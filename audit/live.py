@@ -95,8 +95,10 @@ def compare(acc: AccountHistory, live: dict[str, Any] | None) -> list[Problem]:
              f"worker's history_head is {str(live_head)[:16]}…: the last record was altered",
              acc.seq)
     live_items: dict[str, Any] = live.get("items") or {}
+    # an imported level whose item has not arrived yet is kept with the account's imports
+    imports: dict[str, Any] = live.get("imports") or {}
     for item_id, it in sorted(acc.items.items()):
-        got = live_items.get(item_id)
+        got = live_items.get(item_id, imports.get(item_id))
         if got is None:
             diff(f"item {item_id} is in the history (level {it.level}, seq {it.changed_by}) "
                  "but not in the worker's state", it.changed_by)

@@ -36,7 +36,8 @@ from domain.history_fold import (
 from schemas.codec import EPOCH_ORDINAL
 
 HISTORY_TYPES = ("DunningNoticeIssued", "DunningNoticeReversed", "history.ProposalRejected",
-                 "ItemLevelChanged", "ProposalNotExecuted", "NoticeReversalRefused")
+                 "ItemLevelChanged", "ProposalNotExecuted", "NoticeReversalRefused",
+                 "DunningLevelImported")
 
 # ---------------------------------------------------------------------- raw records
 # The replay decodes on the codec's raw path (`Codec.decode_raw`: amounts as unscaled
@@ -95,6 +96,10 @@ def typed(record_type: str, record: dict[str, Any]) -> dict[str, Any]:
         if record_type == "DunningNoticeIssued":
             record["total_due"] = _amount(record["total_due"])
         _typed_items(record["items"])
+    elif record_type == "DunningLevelImported":
+        for name in ("old_last_dunned", "new_last_dunned", "old_interest_until",
+                     "new_interest_until", "notice_date"):
+            record[name] = _day(record[name])
     return record
 
 
@@ -208,6 +213,19 @@ class LevelChange:
     reason: str
 
 
+@dataclass(slots=True)
+class ImportedLevel:
+    """A level imported from another system (`DunningLevelImported`): not earned here."""
+
+    seq: int
+    event_id: str
+    import_event_id: str
+    item_id: str
+    as_of: date
+    change: ItemChange
+    notice_date: date | None
+
+
 @dataclass(frozen=True, slots=True)
 class RecordRef:
     """One record of the account's chain, as evidence: where it is and its hashes."""
@@ -240,6 +258,7 @@ class AccountHistory:
     #: approved proposals not executed and refused reversals (they change no item)
     outcomes: list[Outcome] = field(default_factory=list)
     level_changes: list[LevelChange] = field(default_factory=list)
+    imported: list[ImportedLevel] = field(default_factory=list)
     items: dict[str, ItemDunning[date]] = field(default_factory=dict)
     #: records not applied because they are recorded for a date after `as_of`
     after_as_of: int = 0
@@ -302,6 +321,8 @@ class Rebuilder:
                                           record["reason"]))
         elif record_type == "ItemLevelChanged":
             self._level_changed(ctx, record)
+        elif record_type == "DunningLevelImported":
+            self._imported(ctx, record)
         elif record_type in ("ProposalNotExecuted", "NoticeReversalRefused"):
             subject = record.get("proposal_id") or record.get("notice_id") or ""
             acc.outcomes.append(Outcome(ref.seq, ref.event_id, record_type, subject,
@@ -366,6 +387,16 @@ class Rebuilder:
         acc.level_changes.append(LevelChange(ref.seq, ref.event_id, r["item_id"],
                                              ref.recorded_for, r["old_level"],
                                              r["new_level"], r["reason"]))
+
+
+    def _imported(self, ctx: _Context, r: dict[str, Any]) -> None:
+        change = ItemChange(r["item_id"], False, r["old_level"], r["new_level"],
+                            r["old_last_dunned"], r["new_last_dunned"],
+                            r["old_interest_until"], r["new_interest_until"], Decimal(0))
+        ctx.acc.imported.append(ImportedLevel(ctx.ref.seq, ctx.ref.event_id,
+                                              r["import_event_id"], r["item_id"],
+                                              ctx.ref.recorded_for, change, r["notice_date"]))
+        ctx.change(change)
 
 
 def _by(item: ItemState) -> str:

@@ -125,6 +125,14 @@ def account_json(acc: AccountHistory) -> dict[str, Any]:
              "old_level": c.old_level, "new_level": c.new_level, "reason": c.reason}
             for c in acc.level_changes
         ],
+        "imported_levels": [
+            {"seq": i.seq, "item_id": i.item_id, "import_event_id": i.import_event_id,
+             "old_level": i.change.old_level, "level": i.change.new_level,
+             "last_dunned": iso(i.change.new_last_dunned),
+             "interest_until": iso(i.change.new_interest_until),
+             "notice_date": iso(i.notice_date)}
+            for i in acc.imported
+        ],
         "problems": [p.as_json() for p in acc.problems],
     }
 
@@ -176,6 +184,11 @@ def render_table(acc: AccountHistory) -> str:
         rows.append((lc.seq, f"  {lc.seq:>4}  {_d(lc.as_of):<10}  {'level changed':<17} "
                              f"{'':<24} {lc.new_level:>5} {'':>9} {'':>9} {'':>11}  "
                              f"{lc.item_id} ({lc.old_level} -> {lc.new_level}, {lc.reason})"))
+    for i in acc.imported:
+        rows.append((i.seq, f"  {i.seq:>4}  {_d(i.as_of):<10}  {'level imported':<17} "
+                            f"{'':<24} {i.change.new_level:>5} {'':>9} {'':>9} {'':>11}  "
+                            f"{i.item_id} (imported, not earned; last notice "
+                            f"{_d(i.notice_date or i.change.new_last_dunned)})"))
     lines += [text for _, text in sorted(rows)]
     lines.append("")
     lines.append(f"  {'item':<28} {'level':>5}  {'last dunned':<11}  {'interest until':<14}  "
@@ -215,6 +228,7 @@ def _rows_of(acc: AccountHistory) -> Iterable[dict[str, Any]]:
     rejected = {r.seq: r for r in acc.rejected}
     changes = {c.seq: c for c in acc.level_changes}
     outcomes = {o.seq: o for o in acc.outcomes}
+    imported = {i.seq: i for i in acc.imported}
     for ref in acc.records:
         base: dict[str, Any] = {
             "account_id": acc.account_id, "seq": ref.seq, "record_type": ref.record_type,
@@ -256,6 +270,9 @@ def _rows_of(acc: AccountHistory) -> Iterable[dict[str, Any]]:
             c = changes[ref.seq]
             base.update(item_id=c.item_id, old_level=c.old_level, new_level=c.new_level,
                         reason=c.reason)
+        elif ref.seq in imported:
+            base.update(reason="imported")
+            items = [imported[ref.seq].change]
         if not items:
             yield base
         for ch in items:

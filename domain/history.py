@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 __all__ = [
+    "DunningLevelImported",
     "DunningNoticeIssued",
     "DunningNoticeReversed",
     "NoticeItemChange",
@@ -136,4 +137,26 @@ class NoticeReversalRefused:
     reason: str
     detail: str
     requested_by: str
+    as_of_date: int
+
+
+@dataclass(frozen=True, slots=True)
+class DunningLevelImported:
+    """An item's level imported from another system (``DunningHistoryImported``), not
+    earned by a notice of this engine (RULES.md 10, "Imported levels"). ``old_*`` are the
+    item's values the history left before it: level 0 and no dates, or those of an
+    earlier import of the item that this one replaces. ``as_of_date`` (the record's
+    ``recorded_for``) is the imported last-dunned day."""
+
+    event_id: str
+    account_id: str
+    import_event_id: str
+    item_id: str
+    old_level: int
+    new_level: int
+    old_last_dunned: int | None
+    new_last_dunned: int | None
+    old_interest_until: int | None
+    new_interest_until: int | None
+    notice_date: int | None
     as_of_date: int

@@ -27,6 +27,8 @@ from domain.events import (
     PaymentReceived,
     PaymentReversed,
 )
+from domain.history import DunningLevelImported
+from domain.ids import history_event_id
 from domain.money import MINOR_UNITS
 from domain.retention import event_day
 from domain.settlement import materialize, resettled
@@ -427,6 +429,26 @@ def _on_history_imported(account: Account, e: DunningHistoryImported) -> dict[st
             changed = (*items[:index], _imported_item(imp, it), *items[index + 1 :])
             return {"imports": imports, "items": changed}
     return {"imports": imports}
+
+
+def import_history(before: Account, after: Account,
+                   e: DunningHistoryImported) -> DunningLevelImported | None:
+    """The history record of an import that changed the account (`before` -> `after`,
+    by :func:`evolve`): the item's level is imported, not earned. None when the import
+    changed nothing (applied before, or an earlier import of the item stands)."""
+    new = next((x for x in after.imports if x.item_id == e.item_id), None)
+    old = next((x for x in before.imports if x.item_id == e.item_id), None)
+    if new is None or new == old:
+        return None
+    return DunningLevelImported(
+        event_id=history_event_id("DunningLevelImported", e.event_id),
+        account_id=after.account_id, import_event_id=e.event_id, item_id=e.item_id,
+        old_level=0 if old is None else old.level, new_level=new.level,
+        old_last_dunned=None if old is None else old.last_dunned_day,
+        new_last_dunned=new.last_dunned_day,
+        old_interest_until=None if old is None else old.interest_until_day,
+        new_interest_until=new.interest_until_day, notice_date=new.notice_day,
+        as_of_date=new.last_dunned_day)
 
 
 _HANDLERS: dict[type, Any] = {

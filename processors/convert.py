@@ -474,6 +474,11 @@ def reversal_refused_history(account: Any, refused: Any) -> tuple[str, dict[str,
                                             prev_hash="")
 
 
+def import_history(imported: Any) -> tuple[str, dict[str, Any]]:
+    return "DunningLevelImported", to_avro("DunningLevelImported", imported, seq=0,
+                                           prev_hash="")
+
+
 # ---------------------------------------------------------------- looking at state
 def _money_json(amount: int, currency: str) -> str:
     return str(from_minor(amount, currency))
@@ -511,6 +516,9 @@ def account_json(a: Any) -> dict[str, Any]:
                    "status": plan_status(a, pl)} for pl in a.plans],
         "notices": [],
         "pending_proposals": [p.proposal_id for p in a.pending],
+        "imports": {imp.item_id: {"level": imp.level, "last_dunned": iso(imp.last_dunned_day),
+                                  "interest_until": iso(imp.interest_until_day),
+                                  "notice_date": iso(imp.notice_day)} for imp in a.imports},
         "history_seq": a.history_seq,
         "history_head": a.history_head,
     }
@@ -560,6 +568,9 @@ def render_account(body: dict[str, Any]) -> str:
     for n in body["notices"]:
         lines.append(f"  notice {n['notice_id']} run {n['run_id']} level {n['level']} "
                      f"on {n['as_of']}{'' if n['in_effect'] else ' (reversed)'}")
+    for item_id, imp in sorted((body.get("imports") or {}).items()):
+        lines.append(f"  level {imp['level']} of item {item_id} imported (last dunned "
+                     f"{imp['last_dunned']}, last notice {imp['notice_date'] or '-'})")
     if body["pending_proposals"]:
         lines.append(f"  pending proposals: {', '.join(body['pending_proposals'])}")
     return "\n".join(lines)

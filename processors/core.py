@@ -49,8 +49,8 @@ class Worker:
         self.store = Store(settings=settings, procedures=procedures, accounts=accounts,
                            due_index=due_index, work_index=work_index, metrics=self.metrics,
                            commit=self.commit)
-        self.ingest = Ingest(store=self.store, errors=self.errors, metrics=self.metrics,
-                             decode=self.decode)
+        self.ingest = Ingest(store=self.store, outbox=self.outbox, errors=self.errors,
+                             metrics=self.metrics, decode=self.decode)
         self.control = Control(settings=settings, runs=runs, outbox=self.outbox,
                                errors=self.errors, metrics=self.metrics)
         self.activities = ActivityRun(store=self.store, outbox=self.outbox,

@@ -18,12 +18,14 @@ from typing import Any
 
 import structlog
 
-from domain.ingest import evolve
+from domain.events import DunningHistoryImported
+from domain.history import DunningLevelImported
+from domain.ingest import evolve, import_history
 from domain.retention import event_day
 from processors import convert
 from processors.errors import ErrorPolicy, check_key, known_failure
 from processors.metrics import Metrics
-from processors.outbox import Refused
+from processors.outbox import Outbox, Refused
 from processors.state import StoredAccount
 from processors.store import StagedUnit, Store
 from processors.writes import Out, StagedWrites, UnitWrites, Writes
@@ -44,13 +46,16 @@ class _Unit:
         self.folded: dict[str, list[Any]] = {}
         self.days: dict[str, int | None] = {}
         self.changed: dict[str, None] = {}
+        #: account -> the history records of its imports applied in this unit
+        self.imported: dict[str, list[DunningLevelImported]] = {}
         self.dead: set[int] = set()  # ids of the messages dead-lettered
 
 
 class Ingest:
-    def __init__(self, *, store: Store, errors: ErrorPolicy, metrics: Metrics,
-                 decode: Decode | None = None) -> None:
+    def __init__(self, *, store: Store, outbox: Outbox, errors: ErrorPolicy,
+                 metrics: Metrics, decode: Decode | None = None) -> None:
         self.store = store
+        self.outbox = outbox
         self.errors = errors
         self.metrics = metrics
         self.decode = decode or errors.decode
@@ -77,7 +82,7 @@ class Ingest:
         for message in messages:
             try:
                 account_id, change = self._fold(message, unit.rows, unit.days,
-                                                unit.staged.writes)
+                                                unit.staged.writes, unit.imported)
             except Exception as exc:
                 self._dead(unit, message, *self.errors.reason(message, exc))
                 continue
@@ -106,10 +111,12 @@ class Ingest:
                 self.metrics.applied.labels(topic).inc()
 
     def _fold(self, message: Any, rows: dict[str, StoredAccount],
-              days: dict[str, int | None], w: Writes) -> tuple[str, bool]:
+              days: dict[str, int | None], w: Writes,
+              imported: dict[str, list[DunningLevelImported]]) -> tuple[str, bool]:
         """Fold one input event into its account (in `rows`): the account id, and whether
         the account changed (an event applied before, with the same body, changes nothing).
-        `days` keeps the latest day each account's events speak of."""
+        `days` keeps the latest day each account's events speak of, `imported` the history
+        records of the imports that changed an account."""
         topic = self.errors.logical(message.topic)
         rtype, record = self.decode(message, cat.BY_NAME[topic].records)
         account_id = record["account_id"]
@@ -125,22 +132,34 @@ class Ingest:
             days[account_id] = day if latest is None else max(latest, day)
         if updated is stored.account:
             return account_id, False
+        if isinstance(domain_event, DunningHistoryImported):
+            level = import_history(stored.account, updated, domain_event)
+            if level is not None:
+                imported.setdefault(account_id, []).append(level)
         stored.account = updated
         return account_id, True
 
+    def _chain(self, stored: StoredAccount,
+               imported: list[DunningLevelImported]) -> list[Out]:
+        """The history records of an account's imports, chained onto its history."""
+        return [self.outbox.history(stored, *convert.import_history(r)) for r in imported]
+
     def _stage_account(self, unit: _Unit, account_id: str) -> None:
         part: UnitWrites = StagedWrites(unit.staged.writes)
+        stored = unit.rows[account_id]
         try:
-            self.store.store_input(unit.rows[account_id], unit.days.get(account_id), part)
+            history = self._chain(stored, unit.imported.get(account_id, []))
+            self.store.store_input(stored, unit.days.get(account_id), part)
         except Exception as exc:
-            part = self._salvage(unit, account_id, exc)
-        unit.staged.add(account_id, part)
+            part, history = self._salvage(unit, account_id, exc)
+        unit.staged.add(account_id, part, history)
 
-    def _salvage(self, unit: _Unit, account_id: str, exc: Exception) -> UnitWrites:
+    def _salvage(self, unit: _Unit, account_id: str,
+                 exc: Exception) -> tuple[UnitWrites, list[Out]]:
         """An account whose new row could not be stored (`exc`): its events of the unit are
         folded again from the stored row, one at a time, each stored on trial; one whose
         change cannot be stored is dead-lettered and the account stays as it was before
-        it. Returns the rows of the events that stand."""
+        it. Returns the rows and history records of the events that stand."""
         messages = unit.folded[account_id]
         log.warning("account change not storable: its events are tried one by one",
                     account_id=account_id[:200], events=len(messages),
@@ -150,12 +169,16 @@ class Ingest:
         stored = self.store.load(account_id, unit.staged.writes)
         rows = {account_id: stored}
         days: dict[str, int | None] = {}
+        history: list[Out] = []
         for message in messages:
             before = copy.copy(stored)
+            before.history_refs = dict(stored.history_refs)
             trial = StagedWrites(accepted)
+            imported: dict[str, list[DunningLevelImported]] = {}
             try:
-                _, change = self._fold(message, rows, days, trial)
+                _, change = self._fold(message, rows, days, trial, imported)
                 if change:
+                    chained = self._chain(stored, imported.get(account_id, []))
                     self.store.store_input(stored, days.get(account_id), trial)
             except Exception as failure:
                 code, detail = known_failure(failure) or (
@@ -164,7 +187,9 @@ class Ingest:
                 stored = rows[account_id] = before
                 continue
             accepted.merge(trial)
-        return accepted
+            if change:
+                history += chained
+        return accepted, history
 
     async def _commit_refused(self, unit: _Unit, exc: Refused) -> None:
         """The broker refused some of a unit's records (`exc`; nothing was written, and the

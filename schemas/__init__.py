@@ -85,6 +85,7 @@ TOPICS: dict[str, str] = {
     "history.ProposalRejected": "dunning.history",
     "ProposalNotExecuted": "dunning.history",
     "NoticeReversalRefused": "dunning.history",
+    "DunningLevelImported": "dunning.history",
     "DeadLetter": "dunning.dead-letters",
 }
 

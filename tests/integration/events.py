@@ -59,6 +59,15 @@ def lock(acc: str, lock_id: str, start: date, end: date, item_id: str | None = N
                                "item_id": item_id})
 
 
+def imported(acc: str, item_id: str, level: int, last_dunned: date,
+             interest_until: date | None = None, notice: date | None = None,
+             event_id: str | None = None) -> Rec:
+    return ("DunningHistoryImported", {
+        "event_id": event_id or _id(), "account_id": acc, "item_id": item_id, "level": level,
+        "last_dunned_date": last_dunned, "interest_until_date": interest_until,
+        "notice_date": notice, "occurred_at": None})
+
+
 def payment_run(run_id: str, as_of: date) -> Rec:
     return ("PaymentRunCompleted", {
         "event_id": _id(), "run_id": run_id, "as_of_date": as_of,

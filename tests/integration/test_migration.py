@@ -4,6 +4,7 @@ least 14 days between notices, auto-approved)."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date
 
@@ -51,6 +52,23 @@ def test_an_imported_backlog_escalates_from_the_imported_levels(story, tmp_path)
     assert props["M1"]["level"] == 3
     (line,) = props["M1"]["items"]
     assert (line["item_id"], line["previous_level"], line["new_level"]) == ("M1-x", 2, 3)
+
+    # The history says each level was imported (once, though the file went twice), then
+    # M1's notice (auto-approved) takes the item on from it; the audit replays it clean.
+    def history(acc):
+        return [(r.record["seq"], r.record_type) for r in s.read("dunning.history")
+                if r.record and r.record["account_id"] == acc]
+    wait_for(lambda: len(history("M1")) == 2, timeout=30, what="M1's notice",
+             explain=lambda: history("M1"))
+    assert history("M1") == [(1, "DunningLevelImported"), (2, "DunningNoticeIssued")]
+    assert history("M2") == [(1, "DunningLevelImported")]
+    for acc, level in (("M1", 3), ("M2", 2)):
+        body = json.loads(dunning(s, "audit", "replay", "--account", acc).stdout)
+        assert body["problems"] == [], body["problems"]
+        assert body["items"][f"{acc}-x"]["level"] == level
+        (imp,) = body["imported_levels"]
+        assert (imp["item_id"], imp["old_level"], imp["level"], imp["last_dunned"]) == (
+            f"{acc}-x", 0, 2, "2026-10-25")
 
 
 def test_a_file_with_a_bad_row_publishes_nothing(story, tmp_path):

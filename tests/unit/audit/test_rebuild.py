@@ -194,3 +194,73 @@ def test_a_served_history_head_anchors_the_last_record_of_a_chain():
     found = compare(altered, live)
     assert len(found) == 1 and "the last record was altered" in found[0].detail
     assert found[0].seq == 5 and found[0].where is not None
+
+
+# ---------------------------------------------------------------- imported levels
+def import_story() -> tuple[list[tuple[str, dict]], Account]:
+    """Item A (100.00 due JAN-20) imported at level 1 (last dunned JAN), then imported
+    again at level 2 (last dunned JAN+5, which stands), then a notice of this engine takes
+    it to level 3 on MAR; item Z's import arrives before (and without) its invoice."""
+    from domain.events import DunningHistoryImported
+    from domain.ingest import import_history
+    from tests.unit.domain.builders import apply, level, procedure
+
+    procs = {"P": procedure(level(1, 7, "5.00", "10.00", "0.00", False),
+                            level(2, 21, "20.00", "30.00", "5.00", True),
+                            level(3, 35, "20.00", "30.00", "10.00", True), min_days=14)}
+    acc = account(upsert(), invoice("I", item("A", 10000, JAN - 20)))
+    out: list[tuple[str, dict]] = []
+    for imp in (DunningHistoryImported("imp-1", acc.account_id, "A", 1, JAN, None, None),
+                DunningHistoryImported("imp-2", acc.account_id, "A", 2, JAN + 5, JAN + 5,
+                                       JAN + 6),
+                DunningHistoryImported("imp-z", acc.account_id, "Z", 1, JAN, None, None)):
+        after = apply(acc, imp)
+        record = import_history(acc, after, imp)
+        assert record is not None
+        out.append(convert.import_history(record))
+        acc = after
+    acc = record_proposals(acc, propose(acc, procs, MAR, "R1/1").proposals)
+    acc, n1 = execute(acc, acc.pending[0].proposal_id)
+    assert [(c.item_id, c.old_level, c.new_level) for c in n1.history.items] == [("A", 2, 3)]
+    out.append(convert.notice_history(acc, n1))
+    return out, acc
+
+
+def test_imported_levels_are_history_records_the_replay_applies_without_a_problem():
+    records, end = import_story()
+    assert [r[0] for r in records] == ["DunningLevelImported"] * 3 + ["DunningNoticeIssued"]
+    first, second = records[0][1], records[1][1]
+    assert (first["old_level"], first["new_level"], first["old_last_dunned"]) == (0, 1, None)
+    assert (second["old_level"], second["new_level"]) == (1, 2)
+    assert second["old_last_dunned"] == date.fromordinal(JAN)
+    assert second["notice_date"] == date.fromordinal(JAN + 6)
+    accounts, summary = replay(log(encoded(records)))
+    assert summary.ok, summary.lines()
+    rebuilt = accounts["ACC-1"]
+    assert [(i.item_id, i.change.new_level, i.import_event_id) for i in rebuilt.imported] == [
+        ("A", 1, "imp-1"), ("A", 2, "imp-2"), ("Z", 1, "imp-z")]
+    assert rebuilt.items["A"].level == 3 and rebuilt.items["A"].changed_by == 4
+    assert fields(rebuilt)["Z"] == (1, date.fromordinal(JAN), None)
+    live = convert.account_json(end)
+    live["history_seq"], live["history_head"] = rebuilt.seq, rebuilt.head
+    assert "Z" not in live["items"] and live["imports"]["Z"]["level"] == 1
+    assert compare(rebuilt, live) == []  # Z is compared with the account's imports
+    shown = convert.render_account(live)
+    assert "level 1 of item Z imported (last dunned 2026-01-10, last notice -)" in shown
+    assert "level 2 of item A imported (last dunned 2026-01-15, last notice 2026-01-16)" in shown
+
+
+def test_the_report_says_a_level_was_imported_not_earned():
+    from audit.report import account_json, export_csv, render_table
+
+    rebuilt = replay(log(encoded(import_story()[0])))[0]["ACC-1"]
+    body = account_json(rebuilt)
+    assert [(i["seq"], i["item_id"], i["old_level"], i["level"], i["notice_date"])
+            for i in body["imported_levels"]] == [
+        (1, "A", 0, 1, None), (2, "A", 1, 2, date.fromordinal(JAN + 6).isoformat()),
+        (3, "Z", 0, 1, None)]
+    table = render_table(rebuilt)
+    assert table.count("level imported") == 3 and "imported, not earned" in table
+    rows = [line.split(",") for line in export_csv(rebuilt).splitlines()]
+    imported = [r for r in rows if r[2] == "DunningLevelImported"]
+    assert len(imported) == 3 and all("imported" in r for r in imported)

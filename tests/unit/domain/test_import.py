@@ -90,3 +90,25 @@ def test_an_account_with_imports_packs_and_unpacks_unchanged() -> None:
                   invoice("INV-1", item("I1", 10000, JAN)),
                   imported("I1", 3, JAN, JAN, event_id="imp-2"))
     assert unpack(pack(acc)) == acc
+
+
+def test_the_history_record_of_an_import_says_what_it_replaced_and_only_when_it_changed() -> None:
+    from domain.ingest import import_history
+
+    up = account(upsert())
+    a = imported("I1", 2, JAN + 25, JAN + 25, JAN + 30, event_id="a")
+    older = imported("I1", 1, JAN + 10, event_id="older")
+    later = imported("I1", 3, JAN + 40, event_id="later")
+    after_a = apply(up, a)
+    rec = import_history(up, after_a, a)
+    assert rec is not None
+    assert (rec.old_level, rec.new_level, rec.old_last_dunned, rec.new_last_dunned,
+            rec.new_interest_until, rec.notice_date, rec.as_of_date) == (
+        0, 2, None, JAN + 25, JAN + 25, JAN + 30, JAN + 25)
+    assert rec.import_event_id == "a" and rec.event_id != "a"
+    assert import_history(after_a, apply(after_a, a), a) is None  # applied again
+    assert import_history(after_a, apply(after_a, older), older) is None  # a stands
+    rec3 = import_history(after_a, apply(after_a, later), later)
+    assert rec3 is not None
+    assert (rec3.old_level, rec3.old_last_dunned, rec3.old_interest_until, rec3.new_level) == (
+        2, JAN + 25, JAN + 25, 3)

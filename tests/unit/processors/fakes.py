@@ -118,7 +118,8 @@ class Rig:
                            accounts=t["accounts"], due_index=t["due_index"],
                            work_index=t["work_index"], metrics=self.metrics,
                            commit=self.outbox.commit)
-        self.ingest = Ingest(store=self.store, errors=self.errors, metrics=self.metrics)
+        self.ingest = Ingest(store=self.store, outbox=self.outbox, errors=self.errors,
+                             metrics=self.metrics)
         self.activities = ActivityRun(store=self.store, outbox=self.outbox,
                                       metrics=self.metrics)
         self.applied: dict[tuple[str, int], int] = {}

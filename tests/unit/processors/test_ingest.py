@@ -83,3 +83,32 @@ def test_an_account_is_compacted_as_of_the_latest_day_of_its_events(
     days = [event_day(convert.input_event(*r)) for r in (early, late)]
     assert days[0] is not None and days[1] is not None and days[1] > days[0]
     assert calls == [("A", days[1], rig.settings.retention_days)]
+
+
+def test_an_import_that_sets_a_level_is_chained_onto_the_accounts_history(rig: Rig) -> None:
+    """Two imports of item I1 (the second, later one stands), the first again, and an
+    older third: two history records, seq 1 and 2, the second chained to the first."""
+    import hashlib
+
+    first = e.imported("A", "I1", 1, D, event_id="imp-1")
+    second = e.imported("A", "I1", 2, D.replace(day=20), notice=D.replace(day=21),
+                        event_id="imp-2")
+    older = e.imported("A", "I1", 1, D.replace(day=2), event_id="imp-3")
+    asyncio.run(rig.ingest.apply_unit(PARTITION, [
+        rig.message("billing.accounts", e.account("A"), 0),
+        rig.message("billing.accounts", first, 1)]))
+    asyncio.run(rig.ingest.apply_unit(PARTITION, [
+        rig.message("billing.accounts", second, 2), rig.message("billing.accounts", first, 3),
+        rig.message("billing.accounts", older, 4)]))
+    history = rig.outbox.records("dunning.history")
+    assert [(t, r["seq"], r["import_event_id"], r["old_level"], r["new_level"])
+            for t, r in history] == [("DunningLevelImported", 1, "imp-1", 0, 1),
+                                     ("DunningLevelImported", 2, "imp-2", 1, 2)]
+    assert history[0][1]["prev_hash"] == ""
+    body = rig.outbox.on("dunning.history")[0][2]
+    header = rig.codec.header("DunningLevelImported")
+    assert history[1][1]["prev_hash"] == hashlib.sha256(body[len(header):]).hexdigest()
+    assert history[1][1]["recorded_for"] == D.replace(day=20)
+    a = rig.account("A")
+    assert (a.history_seq, len(a.imports), a.imports[0].level) == (2, 1, 2)
+    assert rig.outbox.records("dunning.dead-letters") == []

@@ -172,6 +172,36 @@ def test_an_event_that_would_make_its_account_row_too_large_is_dead_lettered(
     assert [p.payment_id for p in account(h, "A").payments] == ["P"]
 
 
+def test_an_import_beside_an_unstorable_event_keeps_its_history_record(
+        h: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A's unit: an import, an invoice whose change does not pack, a second import. The
+    events are tried one by one: the invoice is dead-lettered, both imports stand, and
+    their history records go out once each, chained seq 1 and 2."""
+    dumps = StoredAccount.dumps
+
+    def overflowing(self: StoredAccount) -> bytes:
+        if any(it.amount == 777777 for it in self.account.items):
+            raise OverflowError("Integer value out of range")
+        return dumps(self)
+
+    monkeypatch.setattr(StoredAccount, "dumps", overflowing)
+    apply(h, messages(h, [
+        ("billing.accounts", e.account("A")),
+        ("billing.accounts", e.imported("A", "X1", 2, D, event_id="imp-x1")),
+        ("billing.invoices", e.invoice("A", "BOOM", [("BOOM-a", "7777.77", D)])),
+        ("billing.accounts", e.imported("A", "X2", 3, D, event_id="imp-x2")),
+    ]))
+    assert [d["reason"] for d in dead_letters(h)] == ["unstorable"]
+    topic = h.settings.topic("dunning.history")
+    log = h.broker.log  # type: ignore[attr-defined]
+    history = [h.codec.decode(v)[1] for (t, _), recs in log.items() if t == topic
+               for _, v in recs]
+    assert [(r["seq"], r["item_id"], r["new_level"]) for r in history] == [
+        (1, "X1", 2), (2, "X2", 3)]
+    a = account(h, "A")
+    assert a.history_seq == 2 and [i.item_id for i in a.imports] == ["X1", "X2"]
+
+
 def test_a_row_the_broker_refuses_dead_letters_its_accounts_events_and_no_others(
         h: Worker) -> None:
     accounts_changelog = h.accounts.changelog_topic.get_topic_name()

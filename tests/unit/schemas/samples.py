@@ -504,6 +504,18 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "reason": "paid",
         "detail": "every listed item is paid",
     },
+    "DunningLevelImported": {
+        **_history(1, "", "h-imp"),
+        "import_event_id": "imp-0001",
+        "item_id": "INV-1-1",
+        "old_level": 0,
+        "new_level": 2,
+        "old_last_dunned": None,
+        "new_last_dunned": date(2025, 1, 20),
+        "old_interest_until": None,
+        "new_interest_until": date(2025, 1, 20),
+        "notice_date": date(2025, 1, 22),
+    },
     "NoticeReversalRefused": {
         **_history(3, "cd" * 32, "h-3"),
         "notice_id": "notice-0001",

@@ -55,6 +55,7 @@ CONTRACT_TOPICS = {
         "history.ProposalRejected",
         "ProposalNotExecuted",
         "NoticeReversalRefused",
+        "DunningLevelImported",
     },
     "dunning.dead-letters": {"DeadLetter"},
 }
