@@ -210,10 +210,9 @@ def _on_invoice_issued(account: Account, e: InvoiceIssued) -> dict[str, Any]:
         raise Rejected("duplicate_item_id", f"item id {clash[0]!r} is already used on the account")
     pending_due = dict(account.due_changes)
     new_items = list(account.items)
-    imported = {imp.item_id: imp for imp in account.imports}
     for x in e.items:
         new_items.append(
-            _imported_item(imported.get(x.item_id), Item(
+            Item(
                 item_id=x.item_id,
                 invoice_id=e.invoice_id,
                 currency=e.currency,
@@ -224,7 +223,7 @@ def _on_invoice_issued(account: Account, e: InvoiceIssued) -> dict[str, Any]:
                 plan_id=None,
                 status=OPEN,
                 open_amount=0,
-            ))
+            )
         )
     invoices = tuple(
         sorted(
@@ -234,7 +233,7 @@ def _on_invoice_issued(account: Account, e: InvoiceIssued) -> dict[str, Any]:
     return resettled(
         account,
         invoices=invoices,
-        items=materialize(new_items, account.plans, pending_due),
+        items=_with_imports(account, materialize(new_items, account.plans, pending_due)),
         due_changes=tuple(sorted(pending_due.items())),
     )
 
@@ -356,10 +355,11 @@ def _on_plan_created(account: Account, e: InstallmentPlanCreated) -> dict[str, A
             raise Rejected("item_in_active_plan", f"{where}: source {s!r} is in an active plan")
     pending_due = dict(account.due_changes)
     plans = tuple(sorted((*account.plans, plan), key=_plan_key))
+    items = _with_imports(account, materialize(list(account.items), plans, pending_due))
     return resettled(
         account,
         plans=plans,
-        items=materialize(list(account.items), plans, pending_due),
+        items=items,
         due_changes=tuple(sorted(pending_due.items())),
     )
 
@@ -372,6 +372,17 @@ def _on_plan_cancelled(account: Account, e: InstallmentPlanCancelled) -> dict[st
     if e.plan_id in account.cancelled_plans:
         return {}
     return resettled(account, cancelled_plans=_insert_id(account.cancelled_plans, e.plan_id))
+
+
+def _with_imports(account: Account, items: list[Item]) -> list[Item]:
+    """``items`` (the account's and those an event added: invoice items, instalments)
+    with the imported levels of the added ones; the account's keep theirs."""
+    if not account.imports:
+        return items
+    imported = {imp.item_id: imp for imp in account.imports}
+    had = {it.item_id for it in account.items}
+    return [it if it.item_id in had else _imported_item(imported.get(it.item_id), it)
+            for it in items]
 
 
 def _imported_item(imp: ImportedLevel | None, it: Item) -> Item:
@@ -397,6 +408,18 @@ def _import_key(imp: ImportedLevel) -> tuple[int, int, int, int]:
     )
 
 
+def _dunned_here(account: Account, item_id: str, old: ImportedLevel | None) -> bool:
+    """Whether this engine has put the item on a notice: one of the account's notices
+    lists it, or (once retention forgot that notice) its dunning values are not those its
+    import, or none, gave it."""
+    if any(line.item_id == item_id for n in account.notices for line in n.lines):
+        return True
+    given = (0, None, None) if old is None else (old.level, old.last_dunned_day,
+                                                 old.interest_until_day)
+    return any((it.level, it.last_dunned_day, it.interest_until_day) != given
+               for it in account.items if it.item_id == item_id)
+
+
 def check_import(e: DunningHistoryImported) -> None:
     where = f"imported level of item {e.item_id!r}"
     if not 1 <= e.level <= MAX_IMPORTED_LEVEL:
@@ -416,12 +439,11 @@ def _on_history_imported(account: Account, e: DunningHistoryImported) -> dict[st
     old = next((x for x in account.imports if x.item_id == e.item_id), None)
     if old is not None and _import_key(old) >= _import_key(imp):
         return {}
-    for n in account.notices:
-        if any(line.item_id == e.item_id for line in n.lines):
-            raise Rejected(
-                "item_already_dunned",
-                f"item {e.item_id!r} has a notice of this engine: its level is not imported",
-            )
+    if _dunned_here(account, e.item_id, old):
+        raise Rejected(
+            "item_already_dunned",
+            f"item {e.item_id!r} has a notice of this engine: its level is not imported",
+        )
     imports = tuple(sorted((*others, imp), key=lambda x: x.item_id))
     items = account.items
     for index, it in enumerate(items):

@@ -229,6 +229,10 @@ def _without(account: Account, keys: set[str], cutoff: int) -> dict[str, Any]:
             i for i in account.cancelled_invoices if i not in keys
         )
         changes["cancelled_plans"] = tuple(i for i in account.cancelled_plans if i not in keys)
+        # an import counts only through its item (``group_last_notice_day``)
+        imports = tuple(x for x in account.imports if x.item_id not in gone)
+        if len(imports) != len(account.imports):
+            changes["imports"] = imports
     else:
         gone = set()
     reversed_payments = set(account.reversed_payments)

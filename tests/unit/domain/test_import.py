@@ -112,3 +112,46 @@ def test_the_history_record_of_an_import_says_what_it_replaced_and_only_when_it_
     assert rec3 is not None
     assert (rec3.old_level, rec3.old_last_dunned, rec3.old_interest_until, rec3.new_level) == (
         2, JAN + 25, JAN + 25, 3)
+
+
+def test_an_instalment_takes_its_imported_level_in_any_order_of_plan_invoice_and_import() -> None:
+    """Plan PL splits item I1 into instalments R1 and R2; R1 was at level 2 in the other
+    system. Whichever of the invoice, the plan and the import comes first, R1 ends at
+    level 2 with the imported dates and R2 at level 0."""
+    from itertools import permutations
+
+    from tests.unit.domain.builders import plan
+
+    inv = invoice("INV-1", item("I1", 10000, JAN))
+    pl = plan("PL", ("I1",), ("R1", 5000, JAN + 30), ("R2", 5000, JAN + 60))
+    imp = imported("R1", 2, JAN + 40, JAN + 40, JAN + 41)
+    seen = set()
+    for order in permutations((inv, pl, imp)):
+        fields = dunning_fields(account(upsert(), *order))
+        assert fields["R1"] == (2, JAN + 40, JAN + 40), order
+        assert fields["R2"] == (0, None, None), order
+        seen.add(tuple(sorted(fields.items())))
+    assert len(seen) == 1
+
+
+def test_an_item_this_engine_dunned_refuses_an_import_even_once_its_notice_is_forgotten() -> None:
+    """I1 (100.00 due JAN), imported at level 1 on JAN+5, gets a level-2 notice of this
+    engine on JAN+25: a later import of I1 is refused, whether the account still holds
+    the notice or retention has forgotten it. Without the notice, the same second import
+    applies (the later import stands)."""
+    from domain.activity_run import execute
+    from domain.review import record_proposals
+
+    acc = account(upsert(), invoice("INV-1", item("I1", 10000, JAN)),
+                  imported("I1", 1, JAN + 5, event_id="first"))
+    acc = record_proposals(acc, propose(acc, PROCS, JAN + 25, "R/1").proposals)
+    acc, _ = execute(acc, acc.pending[0].proposal_id)
+    assert dunning_fields(acc)["I1"][0] == 2
+    again = imported("I1", 3, JAN + 26, event_id="again")
+    for state in (acc, replace(acc, notices=())):
+        with pytest.raises(Rejected) as err:
+            apply(state, again)
+        assert err.value.code == "item_already_dunned"
+    fresh = account(upsert(), invoice("INV-1", item("I1", 10000, JAN)),
+                    imported("I1", 1, JAN + 5, event_id="first"))
+    assert dunning_fields(apply(fresh, again))["I1"] == (3, JAN + 26, None)

@@ -138,6 +138,23 @@ def test_a_settled_invoice_older_than_the_retention_is_forgotten_with_its_paymen
     assert (credit(small), held(small)) == (credit(acc), held(acc))
 
 
+def test_the_imported_level_of_a_forgotten_item_is_forgotten_with_it() -> None:
+    """A (paid, old) and B (open) both had imported levels; X's import waits for an item
+    that has not arrived. Compaction forgets A with its import, keeps B's and X's."""
+    from domain.events import DunningHistoryImported
+
+    def imp(item_id: str) -> DunningHistoryImported:
+        return DunningHistoryImported(f"imp-{item_id}", ACCOUNT, item_id, 2, JAN, None, None)
+
+    acc = account(upsert(), imp("A"), imp("B"), imp("X"), invoice("I", item("A", 10000, JAN)),
+                  pay("P1", 10000, FEB, ("A", 10000)), invoice("J", item("B", 5000, MAR)))
+    small = compact(acc, FEB + 1 + KEEP, KEEP)
+    assert [it.item_id for it in small.items] == ["B"]
+    assert [x.item_id for x in small.imports] == ["B", "X"]
+    assert small.items[0].level == 2
+    assert apply(small, imp("A")) is small  # its id is still known: applied once
+
+
 def test_an_event_of_a_day_before_the_horizon_is_refused() -> None:
     small = compact(paid_invoice(), FEB + 1 + KEEP, KEEP)
     old = invoice("I", item("A", 10000, JAN))
