@@ -155,8 +155,8 @@ def plot(results: dict[str, Any], path: Any) -> None:
     plt.close(fig)
 
 
-async def _publish(settings: Settings, codec: Codec,
-                   args: argparse.Namespace) -> tuple[int, dict[str, int], dict[str, float]]:
+async def publish_events(settings: Settings, codec: Codec,
+                         args: argparse.Namespace) -> tuple[int, dict[str, int], dict[str, float]]:
     """Generate, encode and publish the accounts' events: how many, the record type mix, and
     the seconds of each step."""
     t = common.Timer()
@@ -247,7 +247,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         settings = common.namespace(b, work / "ns", args.partitions)
         await common.provision(settings)
         codec = Codec.from_settings(settings)
-        total, mix, seconds = await _publish(settings, codec, args)
+        total, mix, seconds = await publish_events(settings, codec, args)
         phases = await _phases(settings, codec, work, total, args)
     common.drop_state(work)
     w, f = phases["worker"]["events_per_s"], phases["faust"]["events_per_s"]

@@ -144,3 +144,38 @@ async def read(
 
 async def read_all(settings: Settings, topic: str, idle_timeout: float = 0.5) -> list[Received]:
     return [r async for r in read(settings, topic, idle_timeout=idle_timeout)]
+
+
+async def latest_by_key(
+    settings: Settings, name: str, partitions: Iterable[int] | None = None,
+) -> AsyncIterator[tuple[int, dict[bytes, bytes | None]]]:
+    """A compacted topic (physical `name`: a table's changelog, say) as it stands: per
+    partition, one at a time, each key's latest value (None: deleted), read to the
+    partition's true end as the read begins. Only one partition's keys are held at once.
+    Read-only: no group, nothing committed."""
+    kwargs = settings.kafka_client_kwargs()
+    consumer = AIOKafkaConsumer(**kwargs, enable_auto_commit=False,  # type: ignore[arg-type]
+                                auto_offset_reset="earliest", fetch_max_wait_ms=100,
+                                max_partition_fetch_bytes=4 << 20)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, name)
+        if partitions is not None:
+            wanted = set(partitions)
+            tps = [tp for tp in tps if tp.partition in wanted]
+        ends = await true_end_offsets(kwargs, tps)
+        for tp in tps:
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            latest: dict[bytes, bytes | None] = {}
+            idle = 0  # a compacted tail may leave the position short of the end
+            while await consumer.position(tp) < ends[tp] and idle < 10:
+                batch = await consumer.getmany(tp, timeout_ms=500, max_records=5000)
+                records = batch.get(tp, ())
+                idle = 0 if records else idle + 1
+                for rec in records:
+                    if rec.key is not None:
+                        latest[rec.key] = rec.value
+            yield tp.partition, latest
+    finally:
+        await consumer.stop()

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 from typing import Any
 
+from dunning.commands import simulate
 from dunning.commands.common import settings
 from processors.convert import new_event_id
 from schemas.jsonio import dumps
@@ -87,6 +88,8 @@ def _list_runs() -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list_runs()
+    if args.action == "simulate":
+        return simulate.cmd_simulate(args)
     if args.action == "approve":
         return _decide("RunApproved", [{"run_id": r, "decided_by": args.by} for r in args.ids])
     if args.action == "delete":
@@ -112,10 +115,12 @@ def register(subparsers: Any) -> None:
     ps.add_argument("--reason", default="rejected at review")
     ps.set_defaults(func=cmd_proposals)
 
-    r = subparsers.add_parser("runs", help="list, approve, delete or rerun proposal runs")
-    r.add_argument("action", choices=["list", "approve", "delete", "rerun"])
+    r = subparsers.add_parser(
+        "runs", help="list, approve, delete, rerun or simulate proposal runs")
+    r.add_argument("action", choices=["list", "approve", "delete", "rerun", "simulate"])
     r.add_argument("ids", nargs="*", help="run ids (rerun: payment run ids)")
     r.add_argument("--by", default="cli")
+    simulate.add_arguments(r)
     r.set_defaults(func=cmd_runs)
 
     rv = subparsers.add_parser("reverse", help="reverse a notice, some of its items, or a run")
