@@ -44,9 +44,11 @@ __all__ = [
     "is_due",
     "next_start",
     "on_tick",
+    "next_starts",
     "parse_schedule",
     "schedule_from_dict",
     "schedule_to_dict",
+    "started_now",
     "wait_for_tick",
 ]
 
@@ -193,7 +195,7 @@ def schedule_from_dict(d: dict[str, Any]) -> RunSchedule:
     """The inverse of `schedule_to_dict` (checked like a file)."""
     activity = d["activity_mode"]
     if activity == ActivityMode.AT:
-        activity = f"at {d["activity_time"]}"
+        activity = f"at {d['activity_time']}"
     body = {"id": d["schedule_id"], "time_zone": d["time_zone"], "weekdays": d["weekdays"],
             "holidays": d["holidays"], "proposal_run": d["proposal_time"],
             "activity_run": activity}
@@ -321,7 +323,8 @@ def started_now(state: CalendarState, payment_run_id: str) -> CalendarState:
 
 
 def hold_approval(state: CalendarState, message: str) -> CalendarState:
-    return replace(state, held=(*state.held, message))
+    """Hold an approval for the activity tick (once: the same one again is the same)."""
+    return state if message in state.held else replace(state, held=(*state.held, message))
 
 
 def _latest(waiting: tuple[Waiting, ...]) -> tuple[Waiting | None, tuple[Waiting, ...]]:
@@ -370,8 +373,9 @@ def on_tick(state: CalendarState, now: int) -> tuple[CalendarState, TickDecision
     return state, decision
 
 
-def next_starts(state: CalendarState, now: int) -> dict[str, int]:
-    """The next proposal and activity ticks after `now` (and after the last done)."""
+def next_starts(state: CalendarState) -> dict[str, int]:
+    """The next proposal and activity ticks not yet handled (one in the past is overdue:
+    due, and not handled yet)."""
     s = state.schedule
     out: dict[str, int] = {}
     if s is None:
@@ -379,7 +383,7 @@ def next_starts(state: CalendarState, now: int) -> dict[str, int]:
     for name, minutes, done in (("proposal", s.proposal_time, state.proposal_done),
                                 ("activity", s.activity_time, state.activity_done)):
         if minutes is not None:
-            tick = next_start(s, minutes, max(now, done or s.set_at))
+            tick = next_start(s, minutes, done or s.set_at)
             if tick is not None:
                 out[name] = tick
     return out

@@ -25,6 +25,7 @@ from processors.metrics import Metrics
 from processors.outbox import Outbox
 from processors.procedures import ProcedureCatalog
 from processors.proposal_run import ProposalRun
+from processors.scheduler import ScheduleTimer, clock_of, register_gauges
 from processors.store import Store
 from processors.writes import Out, Writes
 from schemas.codec import Codec
@@ -55,6 +56,12 @@ class Worker:
                                errors=self.errors, metrics=self.metrics)
         self.activities = ActivityRun(store=self.store, outbox=self.outbox,
                                       metrics=self.metrics)
+        #: the run schedule's timer; `processors.app` tells it whether this worker owns
+        #: the control partition
+        self.schedule_timer = ScheduleTimer(runs=runs, outbox=self.outbox,
+                                            clock=clock_of(settings),
+                                            owns_control=lambda: False)
+        register_gauges(self.metrics, self.schedule_timer)
         self.proposal_run = ProposalRun(store=self.store, outbox=self.outbox, codec=codec,
                                         metrics=self.metrics, activities=self.activities,
                                         applied_offset=self.applied_offset)
