@@ -39,6 +39,7 @@ __all__ = [
     "TickDecision",
     "Waiting",
     "apply_schedule",
+    "behind",
     "due",
     "hold_approval",
     "is_due",
@@ -46,6 +47,7 @@ __all__ = [
     "on_tick",
     "next_starts",
     "parse_schedule",
+    "read_payment_runs",
     "schedule_from_dict",
     "schedule_to_dict",
     "started_now",
@@ -271,6 +273,9 @@ class CalendarState:
     last_missed: int | None = None
     missed: int = 0
     caught_up: int = 0
+    #: the offset after the last record of `billing.payment-runs` the control agent has
+    #: handled under a schedule (None: none yet)
+    payment_runs_read: int | None = None
 
     @property
     def proposals_scheduled(self) -> bool:
@@ -320,6 +325,19 @@ def started_now(state: CalendarState, payment_run_id: str) -> CalendarState:
     """A waiting payment run was started by hand (a rerun request)."""
     return replace(state, waiting=tuple(w for w in state.waiting
                                         if w.payment_run_id != payment_run_id))
+
+
+def read_payment_runs(state: CalendarState, offset: int) -> CalendarState:
+    """The control agent has handled `billing.payment-runs` up to `offset` (exclusive)."""
+    return replace(state, payment_runs_read=max(offset, state.payment_runs_read or 0))
+
+
+def behind(state: CalendarState, payment_runs_end: int | None) -> bool:
+    """A payment run published before the tick is not handled yet: the tick waits for it
+    (a payment run that completes at 05:59:59 is dunned at 06:00). Not known (no payment
+    run handled since the schedule was first applied): not behind."""
+    return (payment_runs_end is not None and state.payment_runs_read is not None
+            and state.payment_runs_read < payment_runs_end)
 
 
 def hold_approval(state: CalendarState, message: str) -> CalendarState:

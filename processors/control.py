@@ -37,8 +37,10 @@ from domain.run_calendar import (
     TickDecision,
     Waiting,
     apply_schedule,
+    behind,
     hold_approval,
     on_tick,
+    read_payment_runs,
     started_now,
     wait_for_tick,
 )
@@ -136,14 +138,24 @@ class Control:
         if topic == cat.RUN_PROGRESS:
             progress = m.decode(message.value)
             if isinstance(progress, m.Tick):
-                await self.tick(progress.now)
+                await self.tick(progress.now, progress.payment_runs_end)
                 return
             if not isinstance(progress, m.Executed | m.SliceDone | m.ApproveDone):
                 raise Unusable("unknown_record_type", f"{progress.kind} is not run progress")
             await self.progress(progress)
             return
-        rtype, record = self.errors.decode(message, cat.BY_NAME[topic].records)
-        await self.on_record[rtype](record)
+        try:
+            rtype, record = self.errors.decode(message, cat.BY_NAME[topic].records)
+            await self.on_record[rtype](record)
+        finally:
+            if topic == cat.PAYMENT_RUNS:  # used or dead-lettered: read
+                self.read_payment_runs(message.offset + 1)
+
+    def read_payment_runs(self, offset: int) -> None:
+        """Under a schedule, how far the payment runs are read (for the ticks' wait)."""
+        state = self.calendar()
+        if state.schedule is not None and (state.payment_runs_read or 0) < offset:
+            self.put_calendar(read_payment_runs(state, offset))
 
     # ------------------------------------------------------------------ the runs table
     def get_run(self, payment_run_id: str) -> Run | None:
@@ -262,10 +274,17 @@ class Control:
                  activity_time=record["activity_time"])
         await self.carry_out(state, decision)
 
-    async def tick(self, now: int) -> None:
+    async def tick(self, now: int, payment_runs_end: int | None = None) -> None:
         """The timer says something is due at `now`: what, the domain decides; a tick
-        handled again finds its start done (`proposal_done`) and does nothing new."""
-        state, decision = on_tick(self.calendar(), now)
+        handled again finds its start done (`proposal_done`) and does nothing new. A tick
+        sent before a payment run published before it was read waits (the timer sends it
+        again)."""
+        state = self.calendar()
+        if behind(state, payment_runs_end):
+            log.info("schedule tick waits for the payment runs to be read",
+                     read=state.payment_runs_read, end=payment_runs_end)
+            return
+        state, decision = on_tick(state, now)
         await self.carry_out(state, decision)
 
     async def carry_out(self, state: CalendarState, d: TickDecision) -> None:

@@ -123,6 +123,9 @@ class Tick:
 
     kind: ClassVar[str] = "tick"
     now: int
+    #: the end offset of `billing.payment-runs` when the tick was sent: the control agent
+    #: handles the tick once it has read that far
+    payment_runs_end: int | None = None
 
 
 PartitionWork = Slice | Approve | Reject | ApproveRun | DeleteRun | Reverse

@@ -14,12 +14,13 @@ so a run due at 06:00 starts once even when the worker restarts at 06:00:01.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
+from aiokafka import TopicPartition
 
 from domain.run_calendar import (
     CalendarState,
@@ -40,6 +41,8 @@ log = structlog.get_logger("dunning.worker")
 SCHEDULE_KEY = b"\xffschedule"
 #: Epoch seconds now.
 Clock = Callable[[], int]
+#: The end offsets of topic partitions (`processors.control.Control.end_offsets`).
+EndOffsets = Callable[[list[TopicPartition]], Awaitable[dict[TopicPartition, int]]]
 #: A tick is sent again only this long after the last one (the control agent may still be
 #: handling it).
 RESEND_SECONDS = 3.0
@@ -69,7 +72,7 @@ def dump_state(state: CalendarState) -> bytes:
         "waiting": [[w.payment_run_id, w.as_of, w.trigger] for w in state.waiting],
         "held": list(state.held), "last_start": state.last_start,
         "last_missed": state.last_missed, "missed": state.missed,
-        "caught_up": state.caught_up,
+        "caught_up": state.caught_up, "payment_runs_read": state.payment_runs_read,
     })
 
 
@@ -82,17 +85,20 @@ def load_state(raw: bytes | None) -> CalendarState:
         proposal_done=d["proposal_done"], activity_done=d["activity_done"],
         waiting=tuple(Waiting(*w) for w in d["waiting"]), held=tuple(d["held"]),
         last_start=d["last_start"], last_missed=d["last_missed"], missed=d["missed"],
-        caught_up=d["caught_up"])
+        caught_up=d["caught_up"], payment_runs_read=d.get("payment_runs_read"))
 
 
 # ------------------------------------------------------------------ the timer
 class ScheduleTimer:
     def __init__(self, *, runs: Any, outbox: Outbox, clock: Clock,
-                 owns_control: Callable[[], bool]) -> None:
+                 owns_control: Callable[[], bool], end_offsets: EndOffsets,
+                 payment_runs: TopicPartition) -> None:
         self.runs = runs
         self.outbox = outbox
         self.clock = clock
         self.owns_control = owns_control
+        self.end_offsets = end_offsets
+        self.payment_runs = payment_runs
         self._sent_at = -RESEND_SECONDS
         #: the state as last read here (for the gauges)
         self.state = CalendarState()
@@ -107,8 +113,10 @@ class ScheduleTimer:
         if not is_due(self.state, now) or time.monotonic() - self._sent_at < RESEND_SECONDS:
             return False
         self._sent_at = time.monotonic()
-        await self.outbox.send([self.outbox.message(cat.RUN_PROGRESS, m.Tick(now), "tick")])
-        log.info("schedule tick", now=now)
+        end = (await self.end_offsets([self.payment_runs]))[self.payment_runs]
+        await self.outbox.send([self.outbox.message(cat.RUN_PROGRESS, m.Tick(now, end),
+                                                    "tick")])
+        log.info("schedule tick", now=now, payment_runs_end=end)
         return True
 
     async def beat(self) -> None:

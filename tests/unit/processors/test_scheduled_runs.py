@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from domain.run import RunStatus
 from domain.run_calendar import epoch, parse_schedule
@@ -36,9 +37,9 @@ def control(rig: Rig, *records: tuple[str, tuple[str, dict[str, Any]]]) -> None:
     asyncio.run(rig.control.on_control(events, enter=lambda event: None))
 
 
-def tick(rig: Rig, now: int) -> None:
+def tick(rig: Rig, now: int, payment_runs_end: int | None = None) -> None:
     topic = rig.settings.topic("dunning.internal.run-progress")
-    event = Event(Message(topic, b"tick", m.encode(m.Tick(now)), 0))
+    event = Event(Message(topic, b"tick", m.encode(m.Tick(now, payment_runs_end)), 0))
     asyncio.run(rig.control.on_control([event], enter=lambda event: None))
 
 
@@ -143,8 +144,16 @@ def test_together_the_run_executes_every_proposal(rig: Rig) -> None:
 
 def test_the_timer_sends_a_tick_only_when_a_start_is_due(rig: Rig) -> None:
     now = [SIX - 10]
-    timer = ScheduleTimer(runs=rig.tables["runs"], outbox=rig.outbox, clock=lambda: now[0],
-                          owns_control=lambda: True)
+
+    async def ends(tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: 7 for tp in tps}
+
+    def timer_owning(owns: bool) -> ScheduleTimer:
+        return ScheduleTimer(runs=rig.tables["runs"], outbox=rig.outbox,
+                             clock=lambda: now[0], owns_control=lambda: owns,
+                             end_offsets=ends, payment_runs=TopicPartition("pr", 0))
+
+    timer = timer_owning(True)
     apply(rig)
     assert not asyncio.run(timer.tick())
     now[0] = SIX
@@ -152,9 +161,21 @@ def test_the_timer_sends_a_tick_only_when_a_start_is_due(rig: Rig) -> None:
     assert not asyncio.run(timer.tick())  # sent a moment ago: not again yet
     ticks = [m.decode(o[2]) for o in rig.outbox.on("dunning.internal.run-progress")
              if o[2] is not None]
-    assert ticks == [m.Tick(SIX)]
+    assert ticks == [m.Tick(SIX, 7)]
     gauges = dict((tuple(k), v) for k, v in timer.gauges())
     assert gauges[("proposal", "next_start")] == SIX
-    elsewhere = ScheduleTimer(runs=rig.tables["runs"], outbox=rig.outbox,
-                              clock=lambda: now[0], owns_control=lambda: False)
+    elsewhere = timer_owning(False)
     assert not asyncio.run(elsewhere.tick()) and list(elsewhere.gauges()) == []
+
+
+def test_a_tick_waits_for_a_payment_run_published_before_it(rig: Rig) -> None:
+    apply(rig)
+    control(rig, ("billing.payment-runs", e.payment_run("PR-1", D)))  # offset 0
+    # PR-2 is on the topic (offset 1) when the tick is sent, not read yet
+    tick(rig, SIX, payment_runs_end=2)
+    assert runs(rig, "ProposalRunStarted") == []
+    events = [Event(rig.message("billing.payment-runs",
+                                e.payment_run("PR-2", D.replace(day=2)), 1))]
+    asyncio.run(rig.control.on_control(events, enter=lambda event: None))
+    tick(rig, SIX, payment_runs_end=2)
+    assert [r["payment_run_id"] for r in runs(rig, "ProposalRunStarted")] == ["PR-2"]
