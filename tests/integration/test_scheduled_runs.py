@@ -2,8 +2,9 @@
 file the test moves (`DUNNING_CLOCK_FILE`): a run starts at its time and not before, and
 not before its payment run; a start due at a second starts once across a restart at that
 second; a downtime over three starts is caught up by one run, which says so; approved runs
-are executed at the activity time, for what was approved by then; the command line shows
-the schedule and its starts.
+are executed at the activity time, for what was approved by then; together, the run
+executes its proposals and can no longer be deleted; the command line shows the schedule
+and its starts.
 
 One story, in order (the tests share the worker and the clock). The schedule is daily at
 06:00 UTC; the clock starts on Monday 2030-01-07."""
@@ -211,6 +212,26 @@ def test_approved_runs_are_executed_at_the_activity_time(sched):
     assert s.records("dunning.dead-letters") == []
 
 
+def test_together_the_run_executes_its_proposals_and_cannot_be_deleted(sched):
+    s = sched
+    s.clock.set(t(6, 19))
+    apply(s, t(6, 19), activity_run="together")
+    wait_for(lambda: next_start(s) == t(7, 6) and next_start(s, "activity") == 0,
+             what="the schedule together", explain=explain(s))
+    s.send("billing.accounts", [e.account("S3")])
+    s.send("billing.invoices", [e.invoice("S3", "S3-I", [("S3-x", "100.00", DUE)])])
+    wait_for(lambda: s.worker.account("S3"), what="S3 ingested")
+    s.send("billing.payment-runs", [e.payment_run("PR-6", DAY0.date() + timedelta(days=6))])
+    wait_for(lambda: gauge(s, "payment_runs_waiting") == 1, what="PR-6 waiting")
+    s.clock.set(t(7, 6))
+    wait_for(lambda: completed(s, "PR-6/1"), what="PR-6 completed", explain=explain(s))
+    assert level(s, "S3", "S3-x") == 1  # executed by the run itself
+    s.send("dunning.decisions", [e.decision("RunDeleted", run_id="PR-6/1", decided_by="t")])
+    refused = wait_for(lambda: [r for r in s.records("dunning.runs", "RunDecisionRefused")
+                                if r["run_id"] == "PR-6/1"], what="the deletion refused")
+    assert refused[0]["reason"] == "run_executed"
+
+
 def cli(story, *args: str) -> str:
     proc = subprocess.run([sys.executable, "-m", "dunning", *args], cwd=ROOT,
                           env=worker_env(story.settings), capture_output=True, text=True,
@@ -223,7 +244,7 @@ def test_the_command_line_shows_the_schedule_and_its_starts(sched):
     s = sched
     out = cli(s, "runs", "list")
     assert "ScheduledStartMissed" in out
-    assert f"last scheduled start {as_dt(t(6, 6)).isoformat()}" in out
+    assert f"last scheduled start {as_dt(t(7, 6)).isoformat()}" in out
     assert "schedule: next proposal start" in out
     out = cli(s, "schedule", "apply", str(ROOT / "examples" / "schedule.yaml"), "--by", "ops")
     assert "published schedule default" in out and "next proposal starts" in out

@@ -230,3 +230,27 @@ def test_a_schedule_applied_later_starts_no_tick_before_it() -> None:
     state = state_with(schedule(set_at=late), PR1)
     assert not is_due(state, at(2026, 11, 30, 23))
     assert on_tick(state, at(2026, 12, 1, 6))[1].start == PR1
+
+
+@given(st.lists(st.tuples(st.integers(1, 3 * 86400), st.booleans()), min_size=1,
+                max_size=30))
+def test_every_start_is_decided_once_and_never_before_its_time(steps: list[Any]) -> None:
+    """Whatever the beats of the timer (gaps of a second to three days) and whenever the
+    payment runs come: every start up to the last beat is decided exactly once (a run, a
+    missed start, or caught up by one of them), in order, never before its time."""
+    s = schedule(holidays=["2026-12-08"])
+    state, now, decided, n = state_with(s), SET_AT, [], 0
+    for gap, payment_run in steps:
+        now += gap
+        if payment_run:
+            n += 1
+            state = wait_for_tick(state, Waiting(f"PR-{n}", n, f"E-{n}"))
+        state, d = on_tick(state, now)
+        if d.scheduled_at is not None:
+            assert d.scheduled_at <= now and (d.start is None) == d.missed
+            decided.append((d.scheduled_at, d.caught_up, d.missed))
+    all_ticks = due(s, 360, SET_AT, now)
+    assert sum(1 + caught for _, caught, _ in decided) == (all_ticks[1] if all_ticks else 0)
+    assert [t for t, _, _ in decided] == sorted({t for t, _, _ in decided})
+    assert state.caught_up == sum(caught for _, caught, _ in decided)
+    assert state.missed == sum(missed for _, _, missed in decided)
