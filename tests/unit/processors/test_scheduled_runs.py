@@ -70,6 +70,7 @@ def test_without_a_schedule_a_payment_run_starts_at_once_as_before(rig: Rig) -> 
     raw = [o[2] for o in rig.outbox.on("dunning.internal.partition-work")]
     assert all(b"auto_approve" not in r for r in raw if r is not None)
     assert b"scheduled_at" not in rig.tables["runs"].get(b"PR-1")  # type: ignore[operator]
+    assert rig.tables["runs"].get(SCHEDULE_KEY) is None  # no schedule row is written
 
 
 def test_a_payment_run_waits_for_its_start_and_starts_once(rig: Rig) -> None:
