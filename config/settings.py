@@ -217,6 +217,9 @@ class Settings:
     schema_registry_password: Secret | None = None
     #: `strimzi.io/cluster` label of `dunning topics export --format strimzi`.
     strimzi_cluster: str = "dunning"
+    #: For tests: a file whose content (epoch seconds) is the run schedule's clock
+    #: (`processors.scheduler`); unset, the system clock.
+    clock_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -274,6 +277,7 @@ class Settings:
                 env, "DUNNING_SCHEMA_REGISTRY_PASSWORD", "DUNNING_SCHEMA_REGISTRY_PASSWORD_FILE"
             ),
             strimzi_cluster=_str(env, "DUNNING_STRIMZI_CLUSTER") or "dunning",
+            clock_file=_path(env, "DUNNING_CLOCK_FILE"),
         )
 
     # ------------------------------------------------------------------ validation

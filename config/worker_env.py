@@ -30,6 +30,8 @@ def worker_env(settings: Settings, *, with_auto_approve: bool = False,
     })
     if with_auto_approve:
         env["DUNNING_AUTO_APPROVE"] = "true" if settings.auto_approve else "false"
+    if settings.clock_file is not None:
+        env["DUNNING_CLOCK_FILE"] = str(settings.clock_file)
     env["DUNNING_LOG_FORMAT"] = "json"
     env.update(extra)
     return env

@@ -8,7 +8,10 @@ Statuses (`RunStatus`) and their moves:
 * `approved` by a `RunApproved` (from any status but `deleted`);
 * `deleted` by a `RunDeleted` (refused once a proposal of the run was approved or
   executed, or the run approved); an earlier attempt of a payment run that was run again
-  is `deleted` and `superseded`.
+  is `deleted` and `superseded`;
+* under a run schedule (`domain.run_calendar`), a payment run is `waiting` for the next
+  scheduled start, and `skipped` when a later payment run started at that start instead
+  (it covers it); neither has started a proposal run.
 
 Pure: the caller stores the run, sends its records and keeps the clock.
 """
@@ -33,6 +36,8 @@ class RunStatus(StrEnum):
     EXECUTED = "executed"
     APPROVED = "approved"
     DELETED = "deleted"
+    WAITING = "waiting"
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,15 @@ class Run:
     completed: bool = False
     activity_done: bool = False
     superseded: bool = False
+    #: the scheduled start the run was started for (epoch seconds), and the starts due
+    #: before it that it caught up (a downtime)
+    scheduled_at: int | None = None
+    ticks_caught_up: int = 0
+
+    @property
+    def started(self) -> bool:
+        """A proposal run has started (not waiting for the schedule, nor covered)."""
+        return self.status not in (RunStatus.WAITING, RunStatus.SKIPPED)
 
     # ------------------------------------------------------------------ decisions
     def approve(self) -> Refusal | None:
@@ -82,8 +96,9 @@ class Run:
         return None
 
     def rerun_refusal(self) -> Refusal | None:
-        """Why a new attempt cannot start now (None: it can)."""
-        if self.status is not RunStatus.DELETED:
+        """Why a new attempt cannot start now (None: it can; a payment run waiting for
+        the schedule, or covered by a later one, starts at once on request)."""
+        if self.status not in (RunStatus.DELETED, RunStatus.WAITING, RunStatus.SKIPPED):
             return Refusal("run_not_deleted",
                            f"run {self.run_id} is {self.status.value}: delete it first")
         return None
@@ -120,8 +135,14 @@ def _totals(slices: dict[int, dict[str, int]], keys: tuple[str, ...]) -> dict[st
 
 
 def new_attempt(payment_run_id: str, run_id: str, attempt: int, as_of: int,
-                trigger: str) -> Run:
-    return Run(payment_run_id, run_id, attempt, as_of, trigger)
+                trigger: str, scheduled_at: int | None = None, ticks_caught_up: int = 0) -> Run:
+    return Run(payment_run_id, run_id, attempt, as_of, trigger,
+               scheduled_at=scheduled_at, ticks_caught_up=ticks_caught_up)
+
+
+def waiting_run(payment_run_id: str, run_id: str, as_of: int, trigger: str) -> Run:
+    """A completed payment run waiting for the schedule's next start."""
+    return Run(payment_run_id, run_id, 1, as_of, trigger, RunStatus.WAITING)
 
 
 def superseded_attempt(run_id: str, current: Run | None) -> Run | None:

@@ -7,8 +7,10 @@ one module per agent's logic, `processors.ingest`, `.control`, `.proposal_run`,
 * `ingest` (the four account-scoped input topics): billing events → account state. Not a
   Faust agent but a task over the worker's own consumer (`processors.reader`), started and
   stopped by Faust's rebalance signals, so the events skip Faust's per-event stream cost.
-* `control` (payment runs, decisions, run progress; one partition, so one worker): starts
-  proposal runs, routes decisions to the account partitions, counts finished slices.
+* `control` (payment runs, decisions, run progress, the run schedule; one partition, so
+  one worker): starts proposal runs, routes decisions to the account partitions, counts
+  finished slices. A timer beside it (`schedule_timer`, every second) tells it when a
+  scheduled start is due (`processors.scheduler`), in the worker that owns its partition.
 * `partition_work` (co-partitioned with the input topics): a run slice over the accounts of
   one partition, and the decisions addressed to that partition.
 """
@@ -42,6 +44,8 @@ log = structlog.get_logger("dunning.worker")
 #: to wait for them: short, as every hop of a run passes here.
 CONTROL_BATCH = 500
 CONTROL_WITHIN = 0.005
+#: Seconds between two beats of the run schedule's timer.
+SCHEDULE_BEAT = 1.0
 
 
 def as_current_event(event: faust.EventT | None) -> None:
@@ -200,7 +204,8 @@ def _agents(app: App, settings: Settings, worker: Worker,
 
     _ingest(app, settings, worker)
 
-    @app.agent(topic(cat.PAYMENT_RUNS, cat.DECISIONS, cat.RUN_PROGRESS), concurrency=1)
+    @app.agent(topic(cat.PAYMENT_RUNS, cat.DECISIONS, cat.RUN_PROGRESS, cat.SCHEDULES),
+               concurrency=1)
     async def control(stream: faust.StreamT) -> None:
         async with crash_stops_worker("control"):
             batches = stream.take_events(CONTROL_BATCH, within=CONTROL_WITHIN)  # type: ignore[attr-defined]
@@ -209,11 +214,31 @@ def _agents(app: App, settings: Settings, worker: Worker,
                 with unless_handled(events):
                     await worker.on_control(events, enter=as_current_event)
 
+    _schedule_timer(app, settings, worker)
+
     @app.agent(topic(cat.PARTITION_WORK), concurrency=1)
     async def partition_work(stream: faust.StreamT) -> None:
         async with crash_stops_worker("partition_work"):
             async for event in stream.events():
                 await worker.on_partition_work(event)
+
+
+def _schedule_timer(app: App, settings: Settings, worker: Worker) -> None:
+    """The run schedule's timer, acting in the worker that owns the control partition
+    (its tables recovered), and nowhere else."""
+    control_tp = (settings.topic(cat.RUN_PROGRESS), 0)
+
+    def owns_control() -> bool:
+        recovery = getattr(app.tables, "recovery", None)
+        if recovery is None or not recovery.completed.is_set():
+            return False
+        return any(tuple(tp) == control_tp for tp in app.assignor.assigned_actives())
+
+    worker.schedule_timer.owns_control = owns_control
+
+    @app.timer(SCHEDULE_BEAT)
+    async def schedule_timer() -> None:
+        await worker.schedule_timer.beat()
 
 
 def _ingest(app: App, settings: Settings, worker: Worker) -> None:

@@ -20,6 +20,13 @@ from domain import ids
 from domain.dates import from_day, to_day
 from domain.money import UnknownCurrency, from_minor, minor_units, to_milli, to_minor
 from domain.procedures import Level, Procedure, ProcedureError, procedure_to_dict
+from domain.run_calendar import (
+    RunSchedule,
+    ScheduleError,
+    epoch,
+    schedule_from_dict,
+    schedule_to_dict,
+)
 from domain.settlement import credit, plan_status
 from domain.state import CANCELLED, CLOSED, IN_PLAN, OPEN, notice_ids
 from processors.deadletter import Unusable
@@ -241,10 +248,47 @@ def procedure_record(p: Procedure) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- runs
-def run_started(run_id: str, payment_run_id: str, as_of: int) -> dict[str, Any]:
+def run_started(run_id: str, payment_run_id: str, as_of: int, scheduled_at: int | None = None,
+                ticks_caught_up: int = 0) -> dict[str, Any]:
+    """`ProposalRunStarted`; `scheduled_at` (epoch seconds) for a run the schedule started."""
     return {"event_id": ids.history_event_id("run-started", run_id), "run_id": run_id,
             "payment_run_id": payment_run_id, "as_of_date": from_day(as_of),
-            "started_at": _now()}
+            "started_at": _now(), "scheduled_at": timestamp(scheduled_at),
+            "ticks_caught_up": ticks_caught_up}
+
+
+def timestamp(epoch_seconds: int | None) -> datetime | None:
+    return None if epoch_seconds is None else datetime.fromtimestamp(epoch_seconds, UTC)
+
+
+def epoch_seconds(moment: datetime) -> int:
+    return epoch(moment)
+
+
+# ---------------------------------------------------------------- the run schedule
+def schedule_record(s: RunSchedule, event_id: str) -> dict[str, Any]:
+    """`RunScheduleSet` of a schedule."""
+    d = schedule_to_dict(s)
+    return {**d, "event_id": event_id, "holidays": [date.fromisoformat(h) for h in d["holidays"]],
+            "set_at": timestamp(s.set_at)}
+
+
+def schedule(r: dict[str, Any]) -> RunSchedule:
+    """The schedule of a `RunScheduleSet` (checked as a schedule file is)."""
+    d = {k: v for k, v in r.items() if k != "event_id"}
+    d["holidays"] = [h.isoformat() for h in r["holidays"]]
+    d["set_at"] = epoch_seconds(r["set_at"])
+    try:
+        return schedule_from_dict(d)
+    except ScheduleError as exc:
+        raise Unusable("invalid_schedule", str(exc)) from exc
+
+
+def start_missed(schedule_id: str, tick: int, caught_up: int) -> dict[str, Any]:
+    """`ScheduledStartMissed`: its id fixed by the schedule and the start."""
+    return {"event_id": ids.history_event_id("start-missed", schedule_id, tick),
+            "schedule_id": schedule_id, "scheduled_at": timestamp(tick),
+            "reason": "no_payment_run", "ticks_caught_up": caught_up}
 
 
 def run_completed(run_id: str, payment_run_id: str, as_of: int,

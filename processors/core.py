@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 
 from config.settings import Settings
 from processors import messages as m
@@ -25,9 +26,11 @@ from processors.metrics import Metrics
 from processors.outbox import Outbox
 from processors.procedures import ProcedureCatalog
 from processors.proposal_run import ProposalRun
+from processors.scheduler import ScheduleTimer, clock_of, register_gauges
 from processors.store import Store
 from processors.writes import Out, Writes
 from schemas.codec import Codec
+from topics import catalogue as cat
 
 
 class Worker:
@@ -55,6 +58,13 @@ class Worker:
                                errors=self.errors, metrics=self.metrics)
         self.activities = ActivityRun(store=self.store, outbox=self.outbox,
                                       metrics=self.metrics)
+        #: the run schedule's timer; `processors.app` tells it whether this worker owns
+        #: the control partition
+        self.schedule_timer = ScheduleTimer(
+            runs=runs, outbox=self.outbox, clock=clock_of(settings), owns_control=lambda: False,
+            end_offsets=self.control.end_offsets,
+            payment_runs=TopicPartition(settings.topic(cat.PAYMENT_RUNS), 0))
+        register_gauges(self.metrics, self.schedule_timer)
         self.proposal_run = ProposalRun(store=self.store, outbox=self.outbox, codec=codec,
                                         metrics=self.metrics, activities=self.activities,
                                         applied_offset=self.applied_offset)

@@ -29,6 +29,9 @@ class Slice:
     targets: dict[str, int] = field(default_factory=dict)
     #: look at every account (a rerun, a procedure change), not only the due ones
     full: bool = False
+    #: execute every proposal in the run (the schedule's activity run `together`), as a
+    #: procedure's `auto_approve` does; left out of the message when false
+    auto_approve: bool = field(default=False, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True)
@@ -113,12 +116,25 @@ class ApproveDone:
                 "not_executed": self.not_executed}
 
 
+@dataclass(frozen=True)
+class Tick:
+    """The schedule's timer: something is due at `now` (epoch seconds, the timer's
+    clock); the control agent decides what (`domain.run_calendar.on_tick`)."""
+
+    kind: ClassVar[str] = "tick"
+    now: int
+    #: the end offset of `billing.payment-runs` when the tick was sent: the control agent
+    #: handles the tick once it has read that far
+    payment_runs_end: int | None = None
+
+
 PartitionWork = Slice | Approve | Reject | ApproveRun | DeleteRun | Reverse
 Progress = Executed | SliceDone | ApproveDone
-Message = PartitionWork | Progress
+Message = PartitionWork | Progress | Tick
 
 KINDS: dict[str, type[Any]] = {cls.kind: cls for cls in (
-    Slice, Approve, Reject, ApproveRun, DeleteRun, Reverse, Executed, SliceDone, ApproveDone)}
+    Slice, Approve, Reject, ApproveRun, DeleteRun, Reverse, Executed, SliceDone, ApproveDone,
+    Tick)}
 
 
 class UnknownMessage(ValueError):
@@ -126,7 +142,11 @@ class UnknownMessage(ValueError):
 
 
 def encode(message: Message) -> bytes:
-    return orjson.dumps({"kind": message.kind, **dataclasses.asdict(message)})
+    body = dataclasses.asdict(message)
+    for f in dataclasses.fields(message):
+        if f.metadata.get("omit_default") and body[f.name] == f.default:
+            del body[f.name]  # a field added later: the message stays as it was without it
+    return orjson.dumps({"kind": message.kind, **body})
 
 
 def decode(data: bytes) -> Message:

@@ -47,6 +47,9 @@ class ProposalRun:
         self.applied_offset = applied_offset
         self.settings = store.settings
         self.procedures = store.procedures
+        #: runs whose slices execute every proposal (the schedule's activity run
+        #: `together`, `Slice.auto_approve`), as a procedure's `auto_approve` does
+        self.together: set[str] = set()
 
     async def wait_applied(self, partition: int, targets: dict[str, int]) -> None:
         """The run barrier: every input event published before the payment run, on every
@@ -67,6 +70,8 @@ class ProposalRun:
                                                         run_id)])
             return
         started = time.monotonic()
+        if msg.auto_approve:
+            self.together.add(run_id)
         await self.wait_applied(partition, msg.targets)
         await self.procedures.ready.wait()
         barrier_s = time.monotonic() - started
@@ -142,7 +147,7 @@ class ProposalRun:
         w.set(self.store.work_index, run_key(run_id, account.account_id), b"")
         stored.account = account
         for proposal in evaluation.proposals:
-            if auto_approves(self.settings.auto_approve,
+            if auto_approves(self.settings.auto_approve or run_id in self.together,
                              procs[proposal.procedure_id].auto_approve):
                 c["commands"] += self.activities.execute(stored, proposal.proposal_id, outs,
                                                          w)[0]

@@ -50,6 +50,7 @@ PAYMENTS = "billing.payments"
 DUE_DATES = "billing.due-dates"
 PAYMENT_RUNS = "billing.payment-runs"
 PROCEDURES = "dunning.procedures"
+SCHEDULES = "dunning.schedules"
 DECISIONS = "dunning.decisions"
 RUNS = "dunning.runs"
 PROPOSALS = "dunning.proposals"
@@ -80,6 +81,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               doc="One record per finished payment run; starts a proposal run."),
     TopicSpec(PROCEDURES, ("procedure_id",), partitions=1, cleanup_policy="compact",
               doc="Dunning procedures, the latest per id."),
+    TopicSpec(SCHEDULES, ("schedule_id",), partitions=1, cleanup_policy="compact",
+              doc="The run schedule: when proposal and activity runs start."),
     TopicSpec(DECISIONS, ("proposal_id", "run_id", "payment_run_id", "notice_id"), partitions=1,
               doc="Review decisions and requests, in the order they were taken."),
     TopicSpec(RUNS, ("run_id",), partitions=1, doc="Run lifecycle."),

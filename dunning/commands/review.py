@@ -1,18 +1,21 @@
 """`dunning proposals …`, `dunning runs …` and `dunning reverse …`: look at the proposals and
-runs, and publish the review's decisions and requests to `dunning.decisions`."""
+runs (with the run schedule's next and last starts), and publish the review's decisions
+and requests to `dunning.decisions`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from typing import Any
 
 from dunning.commands import simulate
 from dunning.commands.common import settings
+from dunning.commands.schedule import iso, next_scheduled
 from processors.convert import new_event_id
 from schemas.jsonio import dumps
 from topics.broker import ensure_broker
-from topics.catalogue import DECISIONS, HISTORY, PROPOSALS, RUNS
+from topics.catalogue import DECISIONS, HISTORY, PROPOSALS, RUNS, SCHEDULES
 from topics.clients import Received, publish, read_all
 
 
@@ -76,13 +79,34 @@ def cmd_proposals(args: argparse.Namespace) -> int:
 
 
 def _list_runs() -> int:
-    (runs,) = _read(RUNS)
+    runs, schedules = _read(RUNS, SCHEDULES)
     for rec in runs:
         r = rec.record or {}
         extra = {k: v for k, v in r.items() if k not in ("event_id", "run_id")}
-        print(f"{rec.record_type:<22} {r.get('run_id')}  "
+        print(f"{rec.record_type:<22} {r.get('run_id') or r.get('schedule_id')}  "
               + " ".join(f"{k}={v}" for k, v in extra.items()))
+    for line in schedule_summary(runs, [r.record for r in schedules if r.record],
+                                 int(time.time())):
+        print(line)
     return 0
+
+
+def schedule_summary(runs: list[Received], schedules: list[dict[str, Any]],
+                     now: int) -> list[str]:
+    """The run schedule's next starts, its last scheduled start and its last missed one
+    (none without a schedule)."""
+    if not schedules:
+        return []
+    upcoming = next_scheduled(schedules, now)
+    started = [r.record["scheduled_at"] for r in runs if r.record_type == "ProposalRunStarted"
+               and r.record and r.record.get("scheduled_at")]
+    missed = [r.record["scheduled_at"] for r in runs
+              if r.record_type == "ScheduledStartMissed" and r.record]
+    return [f"schedule: next proposal start {iso(upcoming.get('proposal'))}, "
+            f"next activity start {iso(upcoming.get('activity'))}",
+            f"schedule: last scheduled start {max(started).isoformat() if started else '-'}, "
+            f"last missed start {max(missed).isoformat() if missed else '-'} "
+            f"({len(missed)} missed)"]
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

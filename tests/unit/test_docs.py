@@ -31,5 +31,6 @@ def test_the_rules_and_the_contract_are_part_of_the_project() -> None:
     assert "docs/RULES.md" in readme and "docs/CONTRACT.md" in readme
     contract = (ROOT / "docs" / "CONTRACT.md").read_text()
     for name in ("ProposalNotExecuted", "not_executed", "NoticeReversalRefused",
-                 "RunDecisionRefused", "groups_pending_proposal", "accounts_failed"):
+                 "RunDecisionRefused", "groups_pending_proposal", "accounts_failed",
+                 "RunScheduleSet", "scheduled_at", "ScheduledStartMissed", "invalid_schedule"):
         assert name in contract

@@ -22,6 +22,7 @@ CONTRACT_TOPICS = {
     "billing.due-dates": {"DueDateChanged", "InstallmentPlanCreated", "InstallmentPlanCancelled"},
     "billing.payment-runs": {"PaymentRunCompleted"},
     "dunning.procedures": {"DunningProcedureDefined"},
+    "dunning.schedules": {"RunScheduleSet"},
     "dunning.decisions": {
         "ProposalApproved",
         "ProposalRejected",
@@ -35,6 +36,7 @@ CONTRACT_TOPICS = {
         "ProposalRunCompleted",
         "ActivityRunCompleted",
         "RunDecisionRefused",
+        "ScheduledStartMissed",
     },
     "dunning.proposals": {"DunningProposed"},
     "dunning.letters": {"PrintDunningLetter"},
