@@ -518,6 +518,19 @@ def reversal_refused_history(account: Any, refused: Any) -> tuple[str, dict[str,
                                             prev_hash="")
 
 
+def letter_of(account: Any, proposal_id: str, codec: Any) -> bytes | None:
+    """The encoded `PrintDunningLetter` that executing the proposal makes (its notice's,
+    when executed), worked out on a copy: nothing is stored. None: the notice sends no
+    letter. Raises `Rejected` when the proposal cannot be executed (stale, decided)."""
+    from domain.activity_run import execute
+
+    after, notice = execute(account, proposal_id)
+    for _, rtype, record in command_outputs(after, notice):
+        if rtype == "PrintDunningLetter":
+            return bytes(codec.encode(rtype, record))
+    return None
+
+
 def import_history(imported: Any) -> tuple[str, dict[str, Any]]:
     return "DunningLevelImported", to_avro("DunningLevelImported", imported, seq=0,
                                            prev_hash="")

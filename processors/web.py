@@ -17,6 +17,7 @@ from faust.exceptions import NotReady, SameNode
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
 
+from domain.errors import Rejected
 from processors import convert, faust_private
 from processors.state import StoredAccount, account_key
 
@@ -81,8 +82,9 @@ def _account_page(app: faust.App, worker: Any, page: Page,
         await asyncio.wait_for(
             producer.partitions_for(accounts.changelog_topic.get_topic_name()), timeout=5)
 
-    @page("/accounts/{account_id}/")
-    async def account(web: View, request: Request, account_id: str) -> Response:
+    async def owned(web: View, request: Request,
+                    account_id: str) -> Response | StoredAccount:
+        """The account when this worker owns it; else the owner's answer, a 503 or a 404."""
         reason = not_ready()
         if reason is not None:
             return unavailable(web, reason)
@@ -102,7 +104,39 @@ def _account_page(app: faust.App, worker: Any, page: Page,
         raw = accounts.get(key)
         if raw is None:
             return web.json({"error": "unknown account", "account_id": account_id}, status=404)
-        return web.json(_account_body(StoredAccount.loads(raw)))
+        return StoredAccount.loads(raw)
+
+    @page("/accounts/{account_id}/")
+    async def account(web: View, request: Request, account_id: str) -> Response:
+        found = await owned(web, request, account_id)
+        if not isinstance(found, StoredAccount):
+            return found
+        return web.json(_account_body(found))
+
+    _letter_page(worker, page, owned)
+
+
+Owned = Callable[[View, Request, str], Awaitable["Response | StoredAccount"]]
+
+
+def _letter_page(worker: Any, page: Page, owned: Owned) -> None:
+    @page("/accounts/{account_id}/letters/{proposal_id}/")
+    async def letter(web: View, request: Request, account_id: str,
+                     proposal_id: str) -> Response:
+        """The `PrintDunningLetter` that executing the proposal makes (Avro, as on
+        dunning.letters): worked out on a copy of the account, nothing stored or sent. An
+        executed proposal gives its notice's letter; a stale or decided one a 409."""
+        found = await owned(web, request, account_id)
+        if not isinstance(found, StoredAccount):
+            return found
+        try:
+            value = convert.letter_of(found.account, proposal_id, worker.codec)
+        except Rejected as exc:
+            return web.json({"error": exc.code, "detail": str(exc)}, status=409)
+        if value is None:
+            return web.json({"error": "no_letter", "detail": "the notice sends no letter"},
+                            status=404)
+        return web.bytes(value, content_type="application/octet-stream")
 
 
 def _account_body(stored: StoredAccount) -> dict[str, Any]:
