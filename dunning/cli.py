@@ -20,6 +20,7 @@ from dunning.commands import (
     procedures,
     records,
     review,
+    review_page,
     schedule,
     topics,
     worker,
@@ -31,7 +32,7 @@ __all__ = ["_settings", "build_parser", "main"]  # _settings: tests call dunning
 
 #: In the order `dunning --help` lists them.
 GROUPS = (broker, topics, procedures, schedule, migration, worker, records, account, review,
-          letters_cli, deadletters, audit_cli, demo)
+          review_page, letters_cli, deadletters, audit_cli, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("topics",),
     ("processors",),
     ("letters", "audit"),
+    ("review",),
     ("dunning",),
 )
 FLOOR_OF = {pkg: n for n, floor in enumerate(FLOORS) for pkg in floor}

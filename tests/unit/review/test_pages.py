@@ -1,0 +1,132 @@
+"""review.web over HTTP (aiohttp's test server on loopback, no broker): nothing without a
+login, the worklist's filters, decisions published once with their user."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from config.settings import Settings
+from letters.config import Letterhead
+from review.auth import Auth, hash_password
+from review.feed import Feed
+from review.store import ReviewStore
+from review.web import Context, make_app, templates
+from schemas.codec import Codec
+from tests.unit.review.builders import RUN, account, completed, feed, proposal, started
+from topics.broker import free_port
+
+
+class Published(list):
+    async def __call__(self, rtype: str, records: list[dict[str, Any]]) -> int:
+        self.extend((rtype, dict(r)) for r in records)
+        return len(records)
+
+
+@pytest.fixture
+def ctx(tmp_path) -> Context:
+    store = ReviewStore(tmp_path / "review.sqlite")
+    feed(store, started(), *[account(n) for n in range(1, 5)], proposal(1, 1, "20.00"),
+         proposal(2, 2, "60.00"), proposal(3, 2, "90.00"), proposal(4, 3, "500.00"),
+         completed(4))
+    settings = Settings(state_dir=tmp_path)
+    f = Feed(settings, store)
+    f.ready.set()
+    return Context(store=store, feed=f, auth=Auth(b"k" * 32, {"anna": hash_password("pw-anna-1")}),
+                   publish=Published(), worker_url=f"http://127.0.0.1:{free_port()}",
+                   letterhead=Letterhead(), codec=Codec.from_settings(settings),
+                   templates=templates())
+
+
+def run(ctx: Context, scenario: Any) -> Any:
+    async def go() -> Any:
+        async with TestClient(TestServer(make_app(ctx))) as client:
+            return await scenario(client)
+    return asyncio.run(go())
+
+
+def token(html: str) -> str:
+    found = re.search(r'name="token" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+async def logged_in(client: TestClient) -> None:
+    resp = await client.post("/login", data={"user": "anna", "password": "pw-anna-1",
+                                             "next": "/"})
+    assert resp.status == 200 and "Proposal runs" in await resp.text()
+
+
+def test_nothing_of_an_account_is_shown_without_a_login(ctx: Context) -> None:
+    async def scenario(client: TestClient) -> None:
+        for path in ("/", f"/run?id={RUN}", "/proposal?id=prop-000001",
+                     "/proposal/letter.pdf?id=prop-000001"):
+            resp = await client.get(path, allow_redirects=False)
+            assert resp.status == 303 and resp.headers["Location"].startswith("/login"), path
+        resp = await client.post("/decide", data={"ids": "prop-000001"}, allow_redirects=False)
+        assert resp.status == 303
+        bad = await client.post("/login", data={"user": "anna", "password": "nope"})
+        assert bad.status == 401 and "ACC-" not in await bad.text()
+        assert (await client.get("/health")).status == 200
+    run(ctx, scenario)
+    assert ctx.publish == []
+
+
+def test_the_worklist_filters_and_a_decision_is_published_once_with_its_user(
+        ctx: Context) -> None:
+    async def scenario(client: TestClient) -> None:
+        await logged_in(client)
+        html = await (await client.get(f"/run?id={RUN}&level=2&sort=total&desc=1")).text()
+        assert re.findall(r'data-proposal="(prop-\d+)"', html) == ["prop-000003", "prop-000002"]
+        assert "2 proposals match" in html
+        form = {"token": token(html), "run_id": RUN, "action": "approve",
+                "ids": ["prop-000002", "prop-000003"], "scope": "selected"}
+        first = await client.post("/decide", data=form)
+        assert "approved 2" in await first.text()
+        again = await client.post("/decide", data=form)  # the same form, a second click
+        assert "approved 0; 2 decided before" in await again.text()
+        reject = {"token": token(html), "run_id": RUN, "action": "reject", "ids": "prop-000004",
+                  "scope": "selected", "reason": ""}
+        assert "needs a reason" in await (await client.post("/decide", data=reject)).text()
+        reject["reason"] = "customer called"
+        assert "rejected 1" in await (await client.post("/decide", data=reject)).text()
+        forged = {**form, "token": "abc.def", "ids": "prop-000001"}
+        assert (await client.post("/decide", data=forged)).status == 403
+    run(ctx, scenario)
+    assert [(t, r["proposal_id"], r["decided_by"]) for t, r in ctx.publish] == [
+        ("ProposalApproved", "prop-000002", "anna"), ("ProposalApproved", "prop-000003", "anna"),
+        ("ProposalRejected", "prop-000004", "anna")]
+    assert ctx.publish[2][1]["reason"] == "customer called"
+    assert len({r["event_id"] for _, r in ctx.publish}) == 3
+
+
+def test_every_undecided_proposal_matching_a_filter_and_the_whole_run(ctx: Context) -> None:
+    async def scenario(client: TestClient) -> None:
+        await logged_in(client)
+        html = await (await client.get(f"/run?id={RUN}&min=50&currency=EUR")).text()
+        form = {"token": token(html), "run_id": RUN, "action": "approve", "scope": "matching",
+                "min": "50", "currency": "EUR"}
+        assert "approved 3" in await (await client.post("/decide", data=form)).text()
+        whole = {"token": token(html), "run_id": RUN, "action": "approve"}
+        assert "RunApproved sent" in await (await client.post("/run/decide", data=whole)).text()
+        assert "was sent before" in await (await client.post("/run/decide", data=whole)).text()
+    run(ctx, scenario)
+    assert sorted(r["proposal_id"] for t, r in ctx.publish if t == "ProposalApproved") == [
+        "prop-000002", "prop-000003", "prop-000004"]
+    assert [r["run_id"] for t, r in ctx.publish if t == "RunApproved"] == [RUN]
+
+
+def test_a_proposal_shows_its_items_and_says_when_the_worker_cannot_be_asked(
+        ctx: Context) -> None:
+    async def scenario(client: TestClient) -> None:
+        await logged_in(client)
+        html = await (await client.get("/proposal?id=prop-000002")).text()
+        assert "ACC-000002-1" in html and "advanced" in html and "not_due" in html
+        assert "Customer 2" in html and "state is not available from the worker" in html
+        pdf = await client.get("/proposal/letter.pdf?id=prop-000002")
+        assert pdf.status == 502 and "does not answer" in await pdf.text()
+    run(ctx, scenario)
