@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -66,7 +67,7 @@ async def _wait_record(settings: Settings, topic: str, rtype: str, run_id: str,
     raise SystemExit(f"dunning demo: no {rtype} for {run_id} within {timeout} s")
 
 
-def run_demo(settings: Settings, accounts: int = 300) -> int:
+def run_demo(settings: Settings, accounts: int = 300, serve: bool | None = None) -> int:
     from config.logs import configure
 
     configure(settings.log_format, "WARNING")
@@ -80,27 +81,89 @@ def run_demo(settings: Settings, accounts: int = 300) -> int:
     tag = f"demo{int(time.time())}"
     settings = replace(settings, app_id=f"dunning-{tag}", topic_prefix=f"{tag}.",
                        state_dir=settings.state_dir / tag, web_port=free_port(), partitions=4)
-    worker = None
+    worker = page = None
     try:
         _topics_and_procedures(settings)
         worker = _start_worker(settings)
         _month(settings, accounts)
         _summary(settings)
         _render_letters(settings)
+        review_run = _unapproved_run(settings, AS_OF + timedelta(days=7))
+        page, url = _review_page(settings)
+        say(f"review the unapproved run {review_run} in a browser: {url}run?id={review_run}")
         say(f"where to look next: DUNNING_TOPIC_PREFIX={settings.topic_prefix} "
             f"DUNNING_EMBEDDED_PORT={settings.embedded_port} dunning consume dunning.history "
             "--from-beginning; README.md; docs/ARCHITECTURE.md")
         say(f"demo finished in {time.monotonic() - started:.1f} s")
+        _keep_serving(serve, url)
         return 0
     finally:
-        if worker is not None and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        for proc in (page, worker):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
         if broker is not None:
             broker.stop()
+
+
+def _unapproved_run(settings: Settings, as_of: date) -> str:
+    """One more payment run, whose proposals are left for a clerk (CONSUMER's are
+    auto-approved: the others wait)."""
+    payment_run_id = f"PR-{as_of.isoformat()}"
+    asyncio.run(publish(settings, PAYMENT_RUNS, [("PaymentRunCompleted", {
+        "event_id": f"demo-{payment_run_id}", "run_id": payment_run_id, "as_of_date": as_of,
+        "completed_at": datetime.combine(as_of, datetime.min.time(), UTC), "payment_count": None,
+    })]))
+    run_id = f"{payment_run_id}/1"
+    completed = asyncio.run(_wait_record(settings, RUNS, "ProposalRunCompleted", run_id))
+    say(f"{as_of}: proposal run {run_id}: {completed['proposals']} proposals, not approved")
+    return run_id
+
+
+def _review_page(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
+    """`dunning review serve` on a free loopback port (no login: local only), once it has
+    read the topics."""
+    port = free_port()
+    log_path = settings.state_dir / "review.log"
+    page = subprocess.Popen(
+        [sys.executable, "-m", "dunning", "review", "serve", "--port", str(port),
+         "--worker", f"http://127.0.0.1:{settings.web_port}"],
+        env=worker_env(settings), stdout=open(log_path, "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "health", timeout=2) as resp:
+                if resp.status == 200:
+                    return page, url
+        except OSError:
+            pass
+        if page.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"dunning demo: the review page did not start; see {log_path}")
+        time.sleep(0.3)
+
+
+def _keep_serving(serve: bool | None, url: str) -> None:
+    """Keep the broker, the worker and the page up until Ctrl-C: always with `--serve`,
+    never with `--no-serve`, and by default when run from a terminal."""
+    if serve is None:
+        serve = sys.stdin.isatty()
+    if not serve:
+        say("(the page stops with the demo; `dunning demo --serve` keeps it up)")
+        return
+    say(f"serving {url} until Ctrl-C")
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
 
 
 def _topics_and_procedures(settings: Settings) -> None:
