@@ -31,6 +31,7 @@ from letters.render import render
 from review.auth import COOKIE, Auth
 from review.feed import Feed
 from review.store import SORTS, Filter, ReviewStore
+from review.whatif import BAD_INPUT, run_whatif
 from schemas.codec import Codec
 
 log = structlog.get_logger("dunning.review")
@@ -346,6 +347,26 @@ async def reverse_notice(request: web.Request) -> web.StreamResponse:
                                  else "reversal was requested before"))
 
 
+async def whatif_form(request: web.Request) -> web.Response:
+    runs = _ctx(request).store.runs()
+    return page(request, "whatif.html", as_of=runs[0]["as_of"] if runs else "",
+                procedures="", accounts="", result=None, error=None)
+
+
+async def whatif_page(request: web.Request) -> web.Response:
+    """`dunning runs simulate` on the page (`review.whatif`): nothing is published."""
+    ctx, _, form = await _form(request)
+    values: dict[str, Any] = {k: str(form.get(k, "")) for k in ("as_of", "procedures",
+                                                                  "accounts")}
+    try:
+        result = await run_whatif(ctx.feed.settings, values["as_of"], values["procedures"],
+                                  values["accounts"])
+    except BAD_INPUT as exc:
+        return page(request, "whatif.html", status=400, result=None, error=str(exc),
+                    **values)
+    return page(request, "whatif.html", result=result, error=None, **values)
+
+
 def make_app(ctx: Context) -> web.Application:
     app = web.Application(middlewares=[login_required])
     app[CTX] = ctx
@@ -355,6 +376,7 @@ def make_app(ctx: Context) -> web.Application:
         web.get("/proposal", proposal_page), web.get("/proposal/letter.pdf", letter_preview),
         web.post("/decide", decide_proposals), web.post("/run/decide", decide_run),
         web.post("/notice/reverse", reverse_notice),
+        web.get("/whatif", whatif_form), web.post("/whatif", whatif_page),
         web.static("/static", str(_static())),
     ])
     return app

@@ -11,6 +11,7 @@ Set DUNNING_SCREENSHOTS=DIR to keep the worklist's and a proposal's screenshots 
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -122,6 +123,8 @@ def review_in_the_browser(s, page: Page, base: str, tmp_path: Path, proposals) -
     page.fill("input[name=user]", "anna")
     page.fill("input[name=password]", "pw-of-anna")
     page.click("button[type=submit]")
+    whatif(s, page)
+    page.goto(base + "/")
     page.click(f"#runs a:text('{RUN}')")
     assert page.text_content("#run-status") == "proposed"
     assert len(rows(page)) == min(len(proposals), 50)
@@ -150,6 +153,27 @@ def review_in_the_browser(s, page: Page, base: str, tmp_path: Path, proposals) -
     assert mine["account_id"] in text
     shot(page, tmp_path, "review-proposal.png")
     decide(s, page, base, filtered)
+
+
+def whatif(s, page: Page) -> None:
+    """The simulation on the page says what `dunning runs simulate` says (the run's
+    proposals are undecided, so their groups are left out of both), and a procedures
+    file that does not parse is named."""
+    page.click("#whatif-link")
+    page.fill("input[name=as_of]", D.isoformat())
+    page.click("#simulate")
+    heading = page.text_content("#whatif-result")
+    cli = subprocess.run([sys.executable, "-m", "dunning", "runs", "simulate", "--as-of",
+                          D.isoformat(), "--json", "--quiet"], env=env_for(s.settings),
+                         capture_output=True, text=True, check=True)
+    body = json.loads(cli.stdout)
+    assert f"{body['accounts']} accounts, {len(body['proposals'])} proposals" in heading
+    assert "published nothing" in heading
+    assert body["groups_pending_proposal"] > 0
+    assert f"{body['groups_pending_proposal']} groups left out" in page.content()
+    page.fill("textarea[name=procedures]", "procedures: [{id: X}]")
+    page.click("#simulate")
+    assert "X" in page.text_content("#whatif-error")
 
 
 def decide(s, page: Page, base: str, filtered: list[dict[str, str]]) -> None:
