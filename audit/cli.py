@@ -81,13 +81,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     table_to: TextIO = sys.stdout if args.out not in (None, "-") else sys.stderr
 
     async def go(out: TextIO) -> int:
+        from audit.runs import run_starts
+
         n = 0
+        runs = await run_starts(settings)  # why each run started when it did
         async for accounts in replay.partitions():
             for acc in accounts:
-                out.write(orjson.dumps(account_json(acc)).decode() + "\n")
+                out.write(orjson.dumps(account_json(acc, runs)).decode() + "\n")
                 n += 1
                 if args.account is not None:
-                    print(render_table(acc), file=table_to)
+                    print(render_table(acc, runs), file=table_to)
         return n
 
     with _open_out(args.out) as out:
@@ -138,7 +141,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.format == "csv":
             out.write(export_csv(acc))
         else:
-            out.write(json.dumps(export_json(acc), indent=2) + "\n")
+            from audit.runs import run_starts
+
+            runs = _run(run_starts(settings))
+            out.write(json.dumps(export_json(acc, runs), indent=2) + "\n")
     if acc.problems:
         print(f"account {args.account}: {len(acc.problems)} problem(s) in its history; "
               "see the export's problems and dunning audit verify", file=sys.stderr)

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from audit.rebuild import AccountHistory, ItemChange, Notice, RecordRef, Reversal
+from audit.runs import RunStarts, start_text
 from domain.money import minor_units
 
 _SHOWN: dict[tuple[Decimal, str | None], str] = {}
@@ -87,8 +88,24 @@ def ref_json(ref: RecordRef) -> dict[str, Any]:
             "hash": ref.hash, "prev_hash": ref.prev_hash, "applied": ref.applied}
 
 
-def account_json(acc: AccountHistory) -> dict[str, Any]:
-    """What `dunning audit replay` writes for one account (one JSON line)."""
+def _with_starts(notices: list[dict[str, Any]], runs: RunStarts | None) -> list[dict[str, Any]]:
+    """Each notice with its run's start (`audit.runs`), when the runs topic was read."""
+    if runs is not None:
+        for n in notices:
+            start = runs.get(n["run_id"]) or {}
+            n["run_started_at"] = iso_time(start.get("started_at"))
+            n["run_scheduled_at"] = iso_time(start.get("scheduled_at"))
+            n["run_ticks_caught_up"] = start.get("ticks_caught_up", 0)
+    return notices
+
+
+def iso_time(moment: Any) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def account_json(acc: AccountHistory, runs: RunStarts | None = None) -> dict[str, Any]:
+    """What `dunning audit replay` writes for one account (one JSON line); with `runs`,
+    each notice says when its run started and for which scheduled start."""
     return {
         "account_id": acc.account_id,
         "as_of": iso(acc.as_of),
@@ -103,7 +120,7 @@ def account_json(acc: AccountHistory) -> dict[str, Any]:
                       "interest_until": iso(it.interest_until), "changed_by_seq": it.changed_by}
             for item_id, it in sorted(acc.items.items())
         },
-        "notices": [notice_json(n) for n in acc.notices.values()],
+        "notices": _with_starts([notice_json(n) for n in acc.notices.values()], runs),
         "reversals": [reversal_json(r) for r in acc.reversals],
         "rejected_proposals": [
             {"seq": r.seq, "proposal_id": r.proposal_id, "run_id": r.run_id,
@@ -146,7 +163,7 @@ def _d(day: date | None) -> str:
     return day.isoformat() if day else "-"
 
 
-def render_table(acc: AccountHistory) -> str:
+def render_table(acc: AccountHistory, runs: RunStarts | None = None) -> str:
     """One account's rebuilt history, for a person."""
     chain = "chain intact" if acc.chain_intact else "CHAIN BROKEN"
     as_of = f", as of {acc.as_of.isoformat()}" if acc.as_of else ""
@@ -200,6 +217,8 @@ def render_table(acc: AccountHistory) -> str:
         lines.append("")
         lines.append(f"  notice {n.notice_id} (seq {n.seq}, {n.procedure_id}, "
                      f"{','.join(n.activities)}, {_n(len(n.command_ids), 'command')})")
+        if runs is not None and n.run_id in runs:
+            lines.append(f"    run {n.run_id} {start_text(runs[n.run_id])}")
         for ch in n.items:
             lines.append(f"    {ch.item_id:<28} level {ch.old_level} -> {ch.new_level}  "
                          f"last dunned {_d(ch.old_last_dunned)} -> {_d(ch.new_last_dunned)}  "
@@ -297,11 +316,11 @@ def export_csv(acc: AccountHistory) -> str:
     return buf.getvalue()
 
 
-def export_json(acc: AccountHistory) -> dict[str, Any]:
+def export_json(acc: AccountHistory, runs: RunStarts | None = None) -> dict[str, Any]:
     """The rebuilt history plus every record of the chain as it is on the topic."""
     from schemas.jsonio import json_type, to_json
 
-    out = account_json(acc)
+    out = account_json(acc, runs)
     records = []
     raw = {ref.seq: (rtype, rec) for rtype, rec, ref in (acc.raw or [])}
     for ref in acc.records:

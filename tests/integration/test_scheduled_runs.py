@@ -11,6 +11,7 @@ One story, in order (the tests share the worker and the clock). The schedule is 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -230,6 +231,13 @@ def test_together_the_run_executes_its_proposals_and_cannot_be_deleted(sched):
     refused = wait_for(lambda: [r for r in s.records("dunning.runs", "RunDecisionRefused")
                                 if r["run_id"] == "PR-6/1"], what="the deletion refused")
     assert refused[0]["reason"] == "run_executed"
+    # the auditor sees why the run of S3's notice started when it did
+    (body,) = [json.loads(line) for line in
+               cli(s, "audit", "replay", "--account", "S3").splitlines()]
+    (notice,) = body["notices"]
+    assert notice["run_id"] == "PR-6/1"
+    assert notice["run_scheduled_at"] == as_dt(t(7, 6)).isoformat()
+    assert notice["run_ticks_caught_up"] == 0
 
 
 def cli(story, *args: str) -> str:

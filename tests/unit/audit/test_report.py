@@ -122,3 +122,26 @@ def test_an_unreachable_worker_is_an_error_not_a_difference():
 
     with pytest.raises(WorkerError, match="no answer from the worker"):
         asyncio.run(fetch_accounts(f"http://127.0.0.1:{free_port()}", ["A"]))
+
+
+def test_each_notice_says_when_its_run_started_and_for_which_scheduled_start(rebuilt):
+    """PR-1/1 started as its payment run completed; PR-2/1 at 06:00:04 for the start
+    scheduled at 06:00, catching up two missed starts (`dunning.runs`)."""
+    from datetime import UTC, datetime
+
+    runs = {
+        "PR-1/1": {"started_at": datetime(2026, 11, 20, 20, 0, tzinfo=UTC),
+                   "scheduled_at": None, "ticks_caught_up": 0},
+        "PR-2/1": {"started_at": datetime(2026, 12, 11, 5, 0, 4, tzinfo=UTC),
+                   "scheduled_at": datetime(2026, 12, 11, 5, 0, tzinfo=UTC),
+                   "ticks_caught_up": 2},
+    }
+    n1, n2 = account_json(rebuilt, runs)["notices"]
+    assert (n1["run_scheduled_at"], n1["run_started_at"]) == (None, "2026-11-20T20:00:00+00:00")
+    assert (n2["run_scheduled_at"], n2["run_ticks_caught_up"]) == (
+        "2026-12-11T05:00:00+00:00", 2)
+    table = render_table(rebuilt, runs)
+    assert "run PR-1/1 started 2026-11-20T20:00:00+00:00 as its payment run completed" in table
+    assert ("run PR-2/1 started 2026-12-11T05:00:04+00:00, scheduled for "
+            "2026-12-11T05:00:00+00:00 (catching up 2 missed starts)") in table
+    assert "run_scheduled_at" not in account_json(rebuilt)["notices"][0]  # runs not read
