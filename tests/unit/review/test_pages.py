@@ -130,3 +130,29 @@ def test_a_proposal_shows_its_items_and_says_when_the_worker_cannot_be_asked(
         pdf = await client.get("/proposal/letter.pdf?id=prop-000002")
         assert pdf.status == 502 and "does not answer" in await pdf.text()
     run(ctx, scenario)
+
+
+def test_delete_request_again_and_reverse_a_run_or_a_notice_each_once(ctx: Context) -> None:
+    async def scenario(client: TestClient) -> None:
+        await logged_in(client)
+        html = await (await client.get(f"/run?id={RUN}")).text()
+        for action in ("delete", "rerun", "reverse"):
+            form = {"token": token(html), "run_id": RUN, "action": action,
+                    "reason": "sent in error"}
+            assert "sent" in await (await client.post("/run/decide", data=form)).text()
+            assert "was sent before" in await (await client.post("/run/decide",
+                                                                 data=form)).text()
+        one = {"token": token(html), "notice_id": "N-1", "reason": "paid before",
+               "back": f"/run?id={RUN}"}
+        assert "reversal requested" in await (await client.post("/notice/reverse",
+                                                                data=one)).text()
+        assert "requested before" in await (await client.post("/notice/reverse",
+                                                              data=one)).text()
+    run(ctx, scenario)
+    assert [(t, {k: v for k, v in r.items() if k != "event_id"}) for t, r in ctx.publish] == [
+        ("RunDeleted", {"run_id": RUN, "decided_by": "anna"}),
+        ("ProposalRunRequested", {"payment_run_id": "PR-2026-11-20", "requested_by": "anna"}),
+        ("NoticeReversalRequested", {"notice_id": None, "run_id": RUN, "item_ids": None,
+                                     "requested_by": "anna", "reason": "sent in error"}),
+        ("NoticeReversalRequested", {"notice_id": "N-1", "run_id": None, "item_ids": None,
+                                     "requested_by": "anna", "reason": "paid before"})]
