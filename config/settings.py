@@ -220,6 +220,13 @@ class Settings:
     #: For tests: a file whose content (epoch seconds) is the run schedule's clock
     #: (`processors.scheduler`); unset, the system clock.
     clock_file: Path | None = None
+    # -- the review page (`dunning review serve`) ------------------------------------------
+    #: the users file of its login (`dunning review add-user`)
+    review_users: Path | None = None
+    #: trust this identity header of a proxy in front of the page instead
+    review_user_header: str | None = None
+    #: signs its session cookies and forms; unset: a new one at every start
+    review_secret: Secret | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -278,6 +285,9 @@ class Settings:
             ),
             strimzi_cluster=_str(env, "DUNNING_STRIMZI_CLUSTER") or "dunning",
             clock_file=_path(env, "DUNNING_CLOCK_FILE"),
+            review_users=_path(env, "DUNNING_REVIEW_USERS"),
+            review_user_header=_str(env, "DUNNING_REVIEW_USER_HEADER"),
+            review_secret=_secret(env, "DUNNING_REVIEW_SECRET", "DUNNING_REVIEW_SECRET_FILE"),
         )
 
     # ------------------------------------------------------------------ validation

@@ -6,22 +6,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from config.logs import configure
+from config.settings import Settings
 from dunning.commands.common import settings
 from review.auth import Auth, hash_password, read_users
 from review.service import Options, new_secret, serve
 from topics.broker import ensure_broker
 
 
-def _auth(args: argparse.Namespace) -> Auth:
-    secret = os.environ.get("DUNNING_REVIEW_SECRET", "").encode() or new_secret()
-    header = args.user_header or os.environ.get("DUNNING_REVIEW_USER_HEADER") or None
-    users_file = args.users or os.environ.get("DUNNING_REVIEW_USERS") or None
+def _auth(args: argparse.Namespace, s: Settings) -> Auth:
+    """The options win over the settings (`DUNNING_REVIEW_USERS`, `_USER_HEADER`,
+    `_SECRET` or `_SECRET_FILE`)."""
+    secret = s.review_secret.reveal().encode() if s.review_secret else new_secret()
+    header = args.user_header or s.review_user_header
+    users_file = args.users or s.review_users
     users = read_users(Path(users_file)) if users_file else None
     if header is None and users is None and args.host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("dunning: review serve on a non-loopback address needs --users FILE "
@@ -33,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     s = settings()
     configure(s.log_format, s.log_level)
     ensure_broker(s)
-    auth = _auth(args)
+    auth = _auth(args, s)
     options = Options(host=args.host, port=args.port, worker_url=args.worker or "",
                       users=Path(args.users) if args.users else None,
                       user_header=auth.header,

@@ -186,7 +186,7 @@ def test_kubernetes_commands_exist() -> None:
             argv = container.get("args", ["worker"])
             _parses(argv)
             seen.append(argv[0])
-    assert sorted(seen) == ["procedures", "worker"]
+    assert sorted(seen) == ["procedures", "review", "worker"]
 
 
 def test_dockerfile_command_exists() -> None:
@@ -408,3 +408,16 @@ def test_procedures_configmap_is_a_procedures_file() -> None:
     (doc,) = [d for d in _kind("ConfigMap") if d["metadata"]["name"] == "dunning-procedures"]
     parsed = procedures.parse_procedures(yaml.safe_load(doc["data"]["procedures.yaml"]))
     assert [p.id for p in parsed] == ["STANDARD"]
+
+
+def test_review_acls_read_what_the_page_shows_and_write_only_decisions() -> None:
+    acls = _acls("dunning-review")
+    shown = {"billing.accounts", "dunning.procedures", "dunning.runs", "dunning.proposals",
+             "dunning.history", "dunning-accounts-changelog"}
+    assert set(acls) == {("topic", t, "literal") for t in shown | {"dunning.decisions"}}
+    for topic in shown:
+        assert acls[("topic", topic, "literal")] == {"Read", "Describe"}, topic
+    assert acls[("topic", "dunning.decisions", "literal")] == {"Read", "Write", "Describe"}
+    from review.store import TOPICS
+
+    assert set(TOPICS) <= shown | {"dunning.decisions"}  # the feed reads no other topic

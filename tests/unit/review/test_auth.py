@@ -44,20 +44,29 @@ def test_a_form_token_is_signed_for_its_user_and_the_header_mode_trusts_the_prox
     assert Auth(SECRET).user(None, {}) == "local"
 
 
-def test_serving_beyond_loopback_needs_a_login_or_an_identity_header(tmp_path,
-                                                                     monkeypatch) -> None:
+def test_serving_beyond_loopback_needs_a_login_or_an_identity_header(tmp_path) -> None:
     import argparse
 
     import pytest
 
+    from config.settings import Settings
     from dunning.commands.review_page import _auth
 
-    monkeypatch.delenv("DUNNING_REVIEW_USERS", raising=False)
-    monkeypatch.delenv("DUNNING_REVIEW_USER_HEADER", raising=False)
+    none = Settings()
     args = argparse.Namespace(host="0.0.0.0", users=None, user_header=None)
     with pytest.raises(SystemExit, match="needs --users FILE or --user-header"):
-        _auth(args)
-    assert _auth(argparse.Namespace(host="127.0.0.1", users=None, user_header=None)).mode \
-        == "local"
+        _auth(args, none)
+    assert _auth(argparse.Namespace(host="127.0.0.1", users=None, user_header=None),
+                 none).mode == "local"
     assert _auth(argparse.Namespace(host="0.0.0.0", users=None,
-                                    user_header="X-Remote-User")).mode == "header"
+                                    user_header="X-Remote-User"), none).mode == "header"
+    users = tmp_path / "users"
+    users.write_text(f"anna:{hash_password('pw-anna-1')}\n")
+    secret = tmp_path / "secret"
+    secret.write_text("the same secret on every start")
+    configured = Settings.from_env({"DUNNING_REVIEW_USERS": str(users),
+                                    "DUNNING_REVIEW_SECRET_FILE": str(secret)})
+    first, second = _auth(args, configured), _auth(args, configured)
+    assert first.mode == "login"
+    cookie = first.login("anna", "pw-anna-1")
+    assert second.user(cookie, {}) == "anna"  # a restart keeps the sessions
