@@ -41,7 +41,7 @@ from schwifty.exceptions import SchwiftyException
 
 from config.settings import SettingsError
 from letters.model import one_line
-from letters.payment import Creditor
+from letters.payment import Creditor, check_qr_bill
 
 TLS_MODES = ("none", "starttls", "tls")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
@@ -205,6 +205,11 @@ def creditor_from_env(env: Mapping[str, str], letterhead: Letterhead) -> Credito
         raise SettingsError(
             "a Swiss IBAN is set: the QR-bill of CHF letters needs DUNNING_CREDITOR_POSTAL_CODE "
             "and DUNNING_CREDITOR_CITY")
+    if creditor.qr_bill_ready:
+        try:
+            check_qr_bill(creditor)
+        except ValueError as exc:
+            raise SettingsError(f"DUNNING_CREDITOR_*: no QR-bill can be made: {exc}") from exc
     return creditor
 
 

@@ -155,17 +155,32 @@ def qr_bill(letter: Letter, creditor: Creditor, home_country: str = "") -> qrbil
     if letter.currency != "CHF" or amount is None or not creditor.qr_bill_ready:
         return None
     language = letter.language.replace("_", "-").split("-")[0].lower()
-    return qrbill.QRBill(
-        account=creditor.iban,
-        creditor={
-            "name": one_line(creditor.name)[:70], "street": creditor.street,
-            "house_num": creditor.house_number, "pcode": creditor.postal_code,
-            "city": creditor.city, "country": creditor.country,
-        },
-        amount=str(amount), currency="CHF", debtor=_debtor(letter, home_country),
-        reference_number=reference(letter.notice_id, creditor, "CHF"),
-        language=language if language in QR_BILL_LANGUAGES else "en",
-    )
+    values = {
+        "account": creditor.iban, "creditor": _creditor_address(creditor),
+        "amount": str(amount), "currency": "CHF",
+        "reference_number": reference(letter.notice_id, creditor, "CHF"),
+        "language": language if language in QR_BILL_LANGUAGES else "en",
+    }
+    try:
+        return qrbill.QRBill(debtor=_debtor(letter, home_country), **values)
+    except ValueError:  # a recipient address the QR-bill cannot take: the box stays blank
+        return qrbill.QRBill(debtor=None, **values)
+
+
+def _creditor_address(creditor: Creditor) -> dict[str, str]:
+    return {
+        "name": one_line(creditor.name)[:70], "street": creditor.street,
+        "house_num": creditor.house_number, "pcode": creditor.postal_code,
+        "city": creditor.city, "country": creditor.country,
+    }
+
+
+def check_qr_bill(creditor: Creditor) -> None:
+    """Raises ValueError (qrbill's reason) if the creditor's data cannot make a QR-bill."""
+    import qrbill
+
+    qrbill.QRBill(account=creditor.iban, creditor=_creditor_address(creditor),
+                  currency="CHF", reference_number=reference("check", creditor, "CHF"))
 
 
 def _debtor(letter: Letter, home_country: str) -> dict[str, str] | None:
