@@ -236,7 +236,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
 
     sh = sub.add_parser("show", help="the path of a letter's PDF, its record and its text")
-    sh.add_argument("id")
+    sh.add_argument("id", help="a command id, its beginning, or a payment code's reference")
     sh.set_defaults(func=cmd_show)
 
     se = sub.add_parser("send", help="e-mail the letters not sent yet")

@@ -11,6 +11,12 @@ broker, the state folder and the topic prefix; documents go to
 | `DUNNING_LETTERHEAD_CONTACT` | one contact line (phone, e-mail, web) | empty |
 | `DUNNING_LETTERHEAD_BANK` | payment details line (IBAN, BIC, bank) | empty |
 | `DUNNING_LETTERHEAD_COUNTRY` | the sender's country (ISO 3166): no country line at home | empty |
+| `DUNNING_CREDITOR_IBAN` | the account paid into: payment codes on EUR/CHF letters | no codes |
+| `DUNNING_CREDITOR_BIC` | its BIC (optional in SEPA) | empty |
+| `DUNNING_CREDITOR_NAME` | the account holder, as the bank knows it | the letterhead's name |
+| `DUNNING_CREDITOR_STREET`, `_HOUSE_NUMBER` | the holder's street (for the QR-bill) | empty |
+| `DUNNING_CREDITOR_POSTAL_CODE`, `_CITY` | needed with a Swiss IBAN (QR-bill) | empty |
+| `DUNNING_CREDITOR_COUNTRY` | the holder's country (ISO 3166) | the letterhead's, else the IBAN's |
 | `DUNNING_SMTP_HOST` | SMTP server; empty: e-mail letters wait, unsent | empty |
 | `DUNNING_SMTP_PORT` | port | 25 (`none`), 587 (`starttls`), 465 (`tls`) |
 | `DUNNING_SMTP_TLS` | `none`, `starttls` or `tls` (implicit TLS) | `starttls` |
@@ -30,7 +36,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from schwifty import BIC, IBAN
+from schwifty.exceptions import SchwiftyException
+
 from config.settings import SettingsError
+from letters.model import one_line
+from letters.payment import Creditor, check_qr_bill
 
 TLS_MODES = ("none", "starttls", "tls")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
@@ -84,6 +95,8 @@ class Letterhead:
 @dataclass(frozen=True)
 class LetterSettings:
     letterhead: Letterhead = field(default_factory=Letterhead)
+    #: The account of the payment codes; None: letters carry no code.
+    creditor: Creditor | None = None
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_tls: str = "starttls"
@@ -106,7 +119,8 @@ class LetterSettings:
     def __repr__(self) -> str:
         password = "'***'" if self.smtp_password else "''"
         return (
-            f"LetterSettings(letterhead={self.letterhead!r}, smtp_host={self.smtp_host!r}, "
+            f"LetterSettings(letterhead={self.letterhead!r}, creditor={self.creditor!r}, "
+            f"smtp_host={self.smtp_host!r}, "
             f"smtp_port={self.smtp_port}, smtp_tls={self.smtp_tls!r}, "
             f"smtp_username={self.smtp_username!r}, smtp_password={password}, "
             f"smtp_from={self.smtp_from!r}, smtp_timeout={self.smtp_timeout}, "
@@ -147,6 +161,7 @@ class LetterSettings:
                     f"{exc.strerror}") from exc
         return cls(
             letterhead=letterhead,
+            creditor=creditor_from_env(env, letterhead),
             smtp_host=(env.get("DUNNING_SMTP_HOST") or "").strip(),
             smtp_port=_int(env, "DUNNING_SMTP_PORT", DEFAULT_PORTS[tls], 1),
             smtp_tls=tls,
@@ -158,6 +173,44 @@ class LetterSettings:
             backoff=_float(env, "DUNNING_SMTP_BACKOFF", 2.0),
             retry_after=_float(env, "DUNNING_SMTP_RETRY_AFTER", 900.0),
         )
+
+
+def creditor_from_env(env: Mapping[str, str], letterhead: Letterhead) -> Creditor | None:
+    """The `DUNNING_CREDITOR_*` settings; None without an IBAN. A bad IBAN or BIC stops."""
+    def get(name: str) -> str:
+        return one_line(env.get(f"DUNNING_CREDITOR_{name}") or "").strip()
+
+    raw = get("IBAN")
+    if not raw:
+        return None
+    try:
+        iban = IBAN(raw)
+    except SchwiftyException as exc:
+        raise SettingsError(
+            f"DUNNING_CREDITOR_IBAN is not a valid IBAN ({exc}): {raw!r}") from exc
+    bic = get("BIC")
+    if bic:
+        try:
+            bic = str(BIC(bic))
+        except SchwiftyException as exc:
+            raise SettingsError(
+                f"DUNNING_CREDITOR_BIC is not a valid BIC ({exc}): {bic!r}") from exc
+    creditor = Creditor(
+        iban=iban.compact, name=get("NAME") or letterhead.name, bic=bic,
+        street=get("STREET"), house_number=get("HOUSE_NUMBER"),
+        postal_code=get("POSTAL_CODE"), city=get("CITY"),
+        country=(get("COUNTRY") or letterhead.country or iban.country_code).upper(),
+    )
+    if creditor.iban[:2] in ("CH", "LI") and not creditor.qr_bill_ready:
+        raise SettingsError(
+            "a Swiss IBAN is set: the QR-bill of CHF letters needs DUNNING_CREDITOR_POSTAL_CODE "
+            "and DUNNING_CREDITOR_CITY")
+    if creditor.qr_bill_ready:
+        try:
+            check_qr_bill(creditor)
+        except ValueError as exc:
+            raise SettingsError(f"DUNNING_CREDITOR_*: no QR-bill can be made: {exc}") from exc
+    return creditor
 
 
 def letters_dir(settings: object) -> Path:

@@ -42,8 +42,10 @@ from fpdf.enums import TableBordersLayout, XPos, YPos
 from fpdf.fonts import FontFace, SubsetMap, TTFFont
 from fpdf.output import OutputProducer
 
+from letters.codes import BILL_HEIGHT, draw_qr, draw_qr_bill
 from letters.config import Letterhead
 from letters.model import Letter, one_line
+from letters.payment import Creditor, creditor_reference, epc_code, qr_bill
 from letters.wording import Wording, wording
 
 #: fontTools says what it prunes from every embedded font at INFO: noise in our logs.
@@ -256,6 +258,7 @@ class _LetterPDF(FPDF):
         self.letterhead = letterhead
         self.full_fonts = full_fonts
         self.font_sources: dict[str, _FontFile] = {}
+        self.bill_page = 0  # the page with the QR-bill's payment part: no footer there
         regular, bold = font_files(full_fonts)
         _add_font(self, "", regular)
         _add_font(self, "B", bold)
@@ -269,6 +272,8 @@ class _LetterPDF(FPDF):
         self.multi_cell(w, h, text, align="L", new_x=new_x, new_y=YPos.NEXT)
 
     def footer(self) -> None:
+        if self.page_no() == self.bill_page:
+            return
         lh = self.letterhead
         self.set_y(-24)
         self.set_draw_color(*GREY)
@@ -287,15 +292,20 @@ class _LetterPDF(FPDF):
         self.set_text_color(0, 0, 0)
 
 
-def render(letter: Letter, letterhead: Letterhead) -> Rendered:
-    """The PDF of one letter, in its language (or English, noted as a fallback)."""
+def render(letter: Letter, letterhead: Letterhead,
+           creditor: Creditor | None = None) -> Rendered:
+    """The PDF of one letter, in its language (or English, noted as a fallback).
+
+    With a `creditor`, a EUR letter carries an EPC QR code beside the total due and a CHF
+    letter the Swiss QR-bill's payment part (`letters.payment`, `letters.codes`).
+    """
     w = wording(letter.language)
     title = w.level(letter.level).title
     try:
-        pdf = _draw(letter, letterhead, w, title, full_fonts=False)
+        pdf = _draw(letter, letterhead, w, title, False, creditor)
         data = bytes(pdf.output(output_producer_class=_Writer))
     except _OutsideSubset:
-        pdf = _draw(letter, letterhead, w, title, full_fonts=True)
+        pdf = _draw(letter, letterhead, w, title, True, creditor)
         data = bytes(pdf.output(output_producer_class=_Writer))
     filename = _safe(w.text("filename", account_id=letter.account_id,
                             date=letter.as_of_date.isoformat()).removesuffix(".pdf")) + ".pdf"
@@ -304,7 +314,7 @@ def render(letter: Letter, letterhead: Letterhead) -> Rendered:
 
 
 def _draw(letter: Letter, letterhead: Letterhead, w: Wording, title: str,
-          full_fonts: bool) -> _LetterPDF:
+          full_fonts: bool, creditor: Creditor | None = None) -> _LetterPDF:
     """The letter on its pages, but for the last footer (`output` draws it)."""
     pdf = _LetterPDF(w, letterhead, full_fonts)
     pdf.set_creation_date(datetime.combine(letter.as_of_date, time(0), tzinfo=UTC))
@@ -317,7 +327,7 @@ def _draw(letter: Letter, letterhead: Letterhead, w: Wording, title: str,
     _letterhead(pdf, letterhead)
     _address(pdf, letter, letterhead, w)
     _info(pdf, letter, w)
-    _body(pdf, letter, w, title, letterhead)
+    _body(pdf, letter, w, title, letterhead, creditor)
     return pdf
 
 
@@ -374,11 +384,44 @@ def _info(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
         y = pdf.get_y() + 2.2
 
 
-def _body(pdf: _LetterPDF, letter: Letter, w: Wording, title: str, lh: Letterhead) -> None:
+def _body(pdf: _LetterPDF, letter: Letter, w: Wording, title: str, lh: Letterhead,
+          creditor: Creditor | None) -> None:
     _opening(pdf, letter, w, title)
     _items(pdf, letter, w)
-    _totals(pdf, letter, w)
+    epc = epc_code(letter, creditor) if creditor else None
+    top = _totals(pdf, letter, w, EPC_SIZE + 2 if epc else 0)
+    if epc:
+        _epc(pdf, letter, w, epc, top)
     _closing(pdf, letter, w, lh)
+    bill = qr_bill(letter, creditor, lh.country) if creditor else None
+    if bill:
+        _bill(pdf, bill)
+
+
+EPC_SIZE = 30.0  # mm: the EPC QR code beside the totals
+
+
+def _epc(pdf: _LetterPDF, letter: Letter, w: Wording, code: Any, top: float) -> None:
+    """The EPC QR code at the left of the totals, its caption beside it."""
+    draw_qr(pdf, code, LEFT, top, EPC_SIZE)
+    y = pdf.get_y()
+    pdf.set_xy(LEFT + EPC_SIZE + 3, top)
+    pdf.set_font(FONT, "", 7.5)
+    pdf.set_text_color(*GREY)
+    pdf.multi_cell(42, 3.6, w.text("payment_code", reference=creditor_reference(
+        letter.notice_id), total_due=w.money(letter.total_due, letter.currency)),
+        align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_text_color(0, 0, 0)
+    pdf.set_y(max(y, top + EPC_SIZE + 5, pdf.get_y() + 5))
+
+
+def _bill(pdf: _LetterPDF, bill: Any) -> None:
+    """The QR-bill at the bottom of the first page, or on a page of its own."""
+    if pdf.page_no() > 1 or pdf.get_y() > pdf.h - BILL_HEIGHT - 6:
+        pdf.add_page()
+    pdf.bill_page = pdf.page_no()
+    pdf.set_auto_page_break(False)
+    draw_qr_bill(pdf, bill)
 
 
 def _opening(pdf: _LetterPDF, letter: Letter, w: Wording, title: str) -> None:
@@ -427,9 +470,10 @@ def _items(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
     pdf.ln(2)
 
 
-def _totals(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
+def _totals(pdf: _LetterPDF, letter: Letter, w: Wording, beside: float = 0) -> float:
     """Items total (when it adds up and there is a charge or interest), charge, interest,
-    and the total due under a line."""
+    and the total due under a line. Keeps `beside` mm on the page for a payment code at
+    their left; says where they start."""
     rows: list[tuple[str, Decimal, bool]] = []
     adds_up = letter.items_total + letter.charge + letter.interest == letter.total_due
     if adds_up and (letter.charge or letter.interest):
@@ -437,8 +481,9 @@ def _totals(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
     rows += [(w.label("charge"), letter.charge, False),
              (w.label("interest"), letter.interest, False),
              (w.label("total_due"), letter.total_due, True)]
-    if pdf.will_page_break(6 * len(rows) + 2):
+    if pdf.will_page_break(max(6 * len(rows) + 2, beside)):
         pdf.add_page()
+    top = pdf.get_y()
     for label, amount, strong in rows:
         if strong:
             pdf.set_draw_color(*ACCENT)
@@ -450,6 +495,7 @@ def _totals(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
         pdf.cell(33, 5.5, w.money(amount, letter.currency), align="R",
                  new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(5)
+    return top
 
 
 def _closing(pdf: _LetterPDF, letter: Letter, w: Wording, lh: Letterhead) -> None:

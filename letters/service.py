@@ -111,7 +111,7 @@ class LetterService:
         if known is not None:
             return known, False
         if rendered is None:
-            rendered = render(letter, self.cfg.letterhead)
+            rendered = render(letter, self.cfg.letterhead, self.cfg.creditor)
         rel = document_path(letter)
         _write_atomically(self.folder / rel, rendered.pdf)
         notes = []
@@ -145,7 +145,8 @@ class LetterService:
     async def accept_async(self, letter: Letter) -> tuple[Document, bool]:
         """`accept`, rendering in a worker thread so the consumer keeps its heartbeat."""
         if self.store.get(letter.command_id) is None:
-            rendered = await asyncio.to_thread(render, letter, self.cfg.letterhead)
+            rendered = await asyncio.to_thread(render, letter, self.cfg.letterhead,
+                                                 self.cfg.creditor)
             return self.accept(letter, rendered)
         return self.accept(letter)
 

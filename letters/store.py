@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from letters.payment import looks_like_reference, notice_for
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     command_id TEXT PRIMARY KEY,
@@ -201,10 +203,15 @@ class Store:
         return self._doc(row) if row else None
 
     def find(self, ident: str) -> Document:
-        """A document by its command id or an unambiguous beginning of it."""
+        """A document by its command id or an unambiguous beginning of it, or the latest
+        letter of the notice a payment reference (RF or QRR, `letters.payment`) names."""
         doc = self.get(ident)
         if doc is not None:
             return doc
+        if looks_like_reference(ident):
+            doc = self.by_reference(ident)
+            if doc is not None:
+                return doc
         pattern = ident.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self._db.execute(
             f"{self._SELECT} WHERE d.command_id LIKE ? ESCAPE '\\' LIMIT 2", (pattern,)
@@ -214,6 +221,20 @@ class Store:
         if len(rows) > 1:
             raise AmbiguousId(f"{ident!r} is the beginning of several letters' ids")
         return self._doc(rows[0])
+
+    def by_reference(self, ref: str) -> Document | None:
+        """The latest letter of the notice whose payment reference `ref` is, or None.
+
+        The reference is a digest of the notice id: each notice id known is tried.
+        """
+        ids = [r[0] for r in self._db.execute("SELECT DISTINCT notice_id FROM documents")]
+        notice = notice_for(ref, ids)
+        if notice is None:
+            return None
+        row = self._db.execute(
+            f"{self._SELECT} WHERE d.notice_id = ? ORDER BY d.created_at DESC, d.rowid DESC "
+            "LIMIT 1", (notice,)).fetchone()
+        return self._doc(row) if row else None
 
     def command_json(self, command_id: str) -> str:
         row = self._db.execute(
