@@ -28,7 +28,7 @@ from aiohttp import web
 
 from bench import common
 from config.settings import Settings
-from letters.config import Letterhead
+from letters.config import LetterSettings
 from review.auth import Auth
 from review.feed import Feed
 from review.store import ReviewStore
@@ -109,7 +109,7 @@ def main() -> None:
         feed = Feed(settings, store)
         feed.ready.set()
         ctx = Context(store=store, feed=feed, auth=Auth(b"bench" * 8), publish=_nothing,
-                      worker_url="http://127.0.0.1:9", letterhead=Letterhead(),
+                      worker_url="http://127.0.0.1:9", letters=LetterSettings(),
                       codec=Codec.from_settings(settings), templates=templates())
         pages = asyncio.run(measure(ctx, args.repeat))
         store.close()

@@ -45,7 +45,7 @@ def context(settings: Settings, options: Options, auth: Auth) -> Context:
     return Context(store=store, feed=Feed(settings, store), auth=auth,
                    publish=publish_decisions,
                    worker_url=options.worker_url or f"http://127.0.0.1:{settings.web_port}",
-                   letterhead=LetterSettings.from_env().letterhead, codec=codec,
+                   letters=LetterSettings.from_env(), codec=codec,
                    templates=templates())
 
 

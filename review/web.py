@@ -25,7 +25,7 @@ from aiohttp import web
 
 from domain.ids import NAMESPACE
 from domain.money import from_minor, to_minor
-from letters.config import Letterhead
+from letters.config import LetterSettings
 from letters.model import BadLetter, Letter
 from letters.render import render
 from review.auth import COOKIE, Auth
@@ -48,7 +48,8 @@ class Context:
     auth: Auth
     publish: Publish
     worker_url: str
-    letterhead: Letterhead
+    #: the letter service's settings: letterhead and creditor (the payment code)
+    letters: LetterSettings
     codec: Codec
     templates: jinja2.Environment
 
@@ -236,7 +237,8 @@ async def letter_preview(request: web.Request) -> web.Response:
                             text=f"no letter preview: {detail}"[:500])
     _, record = ctx.codec.decode(body)
     try:
-        rendered = render(Letter.from_record(record), ctx.letterhead)
+        rendered = render(Letter.from_record(record), ctx.letters.letterhead,
+                          ctx.letters.creditor)
     except BadLetter as exc:
         return web.Response(status=409, text=f"the letter service would refuse it: {exc}")
     return web.Response(body=rendered.pdf, content_type="application/pdf", headers={

@@ -28,11 +28,13 @@ from pypdf import PdfReader
 
 from dunning.sample import month
 from tests.integration.harness import env_for, wait_for
+from tests.unit.letters.test_payment import codes
 from topics.broker import free_port
 
 pytestmark = pytest.mark.broker
 
 D = date(2026, 11, 20)
+IBAN = "DE89370400440532013000"
 RUN = f"PR-{D.isoformat()}/1"
 CHROMIUM = "/usr/bin/chromium"
 #: the flags that work on this kind of machine (closed network, root, no GPU)
@@ -42,7 +44,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 def serve(story, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`dunning review serve` with a login for anna, on a free port; its base URL."""
-    env = env_for(story.settings)
+    env = {**env_for(story.settings), "DUNNING_CREDITOR_IBAN": IBAN}  # letters get a code
     users = tmp_path / "users"
     subprocess.run([sys.executable, "-m", "dunning", "review", "add-user", "anna", "--users",
                     str(users), "--password-stdin"], input=b"pw-of-anna\n", env=env,
@@ -151,6 +153,11 @@ def review_in_the_browser(s, page: Page, base: str, tmp_path: Path, proposals) -
     assert letter.status == 200 and letter.headers["content-type"] == "application/pdf"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(letter.body())).pages)
     assert mine["account_id"] in text
+    # with the letter service's creditor settings, the same EPC payment code it prints
+    (code,) = [text for _, text in codes(letter.body())]
+    fields = code.split("\n")
+    assert fields[:4] == ["BCD", "002", "1", "SCT"] and fields[6] == IBAN
+    assert fields[7] == f"EUR{mine['total_due']:.2f}"
     shot(page, tmp_path, "review-proposal.png")
     decide(s, page, base, filtered)
 

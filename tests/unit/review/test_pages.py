@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from config.settings import Settings
-from letters.config import Letterhead
+from letters.config import LetterSettings
 from review.auth import Auth, hash_password
 from review.feed import Feed
 from review.store import ReviewStore
@@ -38,7 +38,7 @@ def ctx(tmp_path) -> Context:
     f.ready.set()
     return Context(store=store, feed=f, auth=Auth(b"k" * 32, {"anna": hash_password("pw-anna-1")}),
                    publish=Published(), worker_url=f"http://127.0.0.1:{free_port()}",
-                   letterhead=Letterhead(), codec=Codec.from_settings(settings),
+                   letters=LetterSettings(), codec=Codec.from_settings(settings),
                    templates=templates())
 
 
