@@ -111,17 +111,18 @@ def rate_on(timeline: Sequence[tuple[int, Decimal]], day: int) -> Decimal | None
 def rate_steps(
     timeline: Sequence[tuple[int, Decimal]], spread: Decimal, a: int, b: int
 ) -> list[tuple[int, Decimal]] | None:
-    """The yearly rate (reference percent plus ``spread``) on the days of ``[a, b)`` as
-    steps, cut at every ``valid_from`` inside; ``None`` when a day has no rate.
+    """The yearly rate (reference percent plus ``spread``, 0 when that is below 0: RULES.md
+    decision 12) on the days of ``[a, b)`` as steps, cut at every ``valid_from`` inside;
+    ``None`` when a day has no rate.
 
     ``timeline`` is sorted by ``valid_from`` (one entry per day, the last applied)."""
     first = rate_on(timeline, a)
     if first is None:
         return None
-    steps = [(a, first + spread)]
+    steps = [(a, max(first + spread, Decimal(0)))]
     for valid_from, percent in timeline:
         if a < valid_from < b:
-            steps.append((valid_from, percent + spread))
+            steps.append((valid_from, max(percent + spread, Decimal(0))))
     return steps
 
 

@@ -28,6 +28,7 @@ from domain.procedures import (
     ProcedureError,
     procedure_to_dict,
 )
+from domain.rates import RateError, RateSet
 from domain.run_calendar import (
     RunSchedule,
     ScheduleError,
@@ -288,6 +289,26 @@ def procedure_record(p: Procedure) -> dict[str, Any]:
         "interest_spread_percent": p.interest_spread_percent,
         "interest_base": None if p.interest_base == "open_amount" else p.interest_base,
         "clearing_order": None if p.clearing_order == PRINCIPAL_FIRST else list(p.clearing_order),
+    }
+
+
+# ---------------------------------------------------------------- rates
+def rate_set(r: dict[str, Any]) -> RateSet:
+    """An `InterestRateSet` record (logical values) as a domain `RateSet`."""
+    try:
+        return RateSet(r["rate_id"], day(r["valid_from"]), Decimal(r["percent"]).normalize())
+    except RateError as exc:
+        raise Unusable("invalid_rate", str(exc)) from exc
+
+
+def rate_record(r: RateSet) -> dict[str, Any]:
+    """`InterestRateSet` of `r`; its event id is derived from its content, so applying
+    one file twice publishes the same records."""
+    valid_from = from_day(r.valid_from)
+    return {
+        "event_id": ids.history_event_id("rate", r.rate_id, valid_from.isoformat(),
+                                         str(r.percent)),
+        "rate_id": r.rate_id, "valid_from": valid_from, "percent": r.percent,
     }
 
 

@@ -267,6 +267,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "interest_base": None,
         "clearing_order": None,
     },
+    "InterestRateSet": {
+        "event_id": "rate-DE-BASIS-2025-01-01",
+        "rate_id": "DE-BASIS",
+        "valid_from": date(2025, 1, 1),
+        "percent": D("2.27"),
+    },
     "RunScheduleSet": {
         "event_id": "sched-0001",
         "schedule_id": "default",
@@ -616,7 +622,8 @@ def to_raw(value: Any) -> Any:
 
 
 _RATE_FIELDS = frozenset(
-    {"interest_rate_percent", "interest_spread_percent", "charge_percent", "rate_percent"}
+    {"interest_rate_percent", "interest_spread_percent", "charge_percent", "rate_percent",
+     "percent"}
 )
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 

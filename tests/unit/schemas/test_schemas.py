@@ -23,6 +23,7 @@ CONTRACT_TOPICS = {
     "billing.payment-runs": {"PaymentRunCompleted"},
     "dunning.procedures": {"DunningProcedureDefined"},
     "dunning.schedules": {"RunScheduleSet"},
+    "dunning.rates": {"InterestRateSet"},
     "dunning.decisions": {
         "ProposalApproved",
         "ProposalRejected",
