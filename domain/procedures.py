@@ -216,6 +216,12 @@ class Procedure:
                 f"{where}: clearing_order must be [principal, interest, charges] or "
                 f"[charges, interest, principal], got {list(self.clearing_order)!r}"
             )
+        if self.clearing_order != PRINCIPAL_FIRST:
+            raise ProcedureError(
+                f"{where}: clearing_order {list(self.clearing_order)!r} needs charges and "
+                "interest as claimable items, which this version does not keep yet "
+                "(RULES.md decision 12); only [principal, interest, charges] is accepted"
+            )
         rate = self.interest_base_rate
         if rate is not None and (not isinstance(rate, str) or not rate or "|" in rate):
             raise ProcedureError(f"{where}: interest_base_rate must be a rate id without '|'")

@@ -93,7 +93,7 @@ def test_new_fields_round_trip_and_are_left_out_at_their_default() -> None:
         ),
         "day_count": "30E/360",
         "interest_base": "daily_balance",
-        "clearing_order": ["charges", "interest", "principal"],
+        "clearing_order": ["principal", "interest", "charges"],
     }
     proc = parse_procedure(raw)
     assert parse_procedure(procedure_to_dict(proc)) == proc
@@ -120,6 +120,7 @@ def test_a_base_rate_replaces_the_fixed_rate() -> None:
         ({"interest_base": "average"}, "interest_base must be one of"),
         ({"clearing_order": ["interest", "charges", "principal"]}, "clearing_order must be"),
         ({"interest_spread_percent": "2"}, "needs interest_base_rate"),
+        ({"clearing_order": ["charges", "interest", "principal"]}, "claimable items"),
     ],
 )
 def test_bad_procedure_options_are_refused(change: dict, message: str) -> None:

@@ -73,7 +73,6 @@ def test_old_bytes_read_with_the_new_schema_give_the_same_procedure() -> None:
 def test_options_survive_the_record() -> None:
     raw = {
         **STANDARD, "day_count": "act/act", "interest_base": "daily_balance",
-        "clearing_order": ["charges", "interest", "principal"],
         "levels": [STANDARD["levels"][0], {
             **STANDARD["levels"][1], "charge_percent": "1.5", "charge_min": "5.00",
             "charge_max": "50.00", "pay_within_days": 7,
