@@ -102,3 +102,26 @@ def test_a_run_on_a_base_rate_cuts_at_the_change_and_reports_an_unknown_rate(rat
     (change,) = issued[0]["items"]
     assert change["interest_reason"] == "rate_unknown"
     assert change["new_interest_until"] is None
+
+
+def test_dunning_rates_apply_publishes_the_file_and_refuses_a_bad_one(rated, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.integration.harness import env_for
+
+    def dunning(*args):
+        return subprocess.run([sys.executable, "-m", "dunning", *args],
+                              env=env_for(rated.settings), capture_output=True, text=True,
+                              timeout=120)
+
+    example = Path(__file__).parents[2] / "examples" / "rates.yaml"
+    done = dunning("rates", "apply", str(example))
+    assert done.returncode == 0 and "published 4 rates: DE-BASIS" in done.stdout, done.stderr
+    keys = {r.key for r in rated.read("dunning.rates")}
+    assert {b"DE-BASIS|2024-01-01", b"DE-BASIS|2025-07-01"} <= keys
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('rates:\n  - {rate_id: X, valid_from: "2024-02-30", percent: "1"}\n')
+    refused = dunning("rates", "apply", str(bad))
+    assert refused.returncode != 0 and "valid_from must be a date" in refused.stderr

@@ -4,10 +4,15 @@ second with interest). The hex was packed by the code before the options were ad
 
 from __future__ import annotations
 
+import itertools
+
+import pytest
+
 from domain.activity_run import execute
 from domain.proposal_run import propose
 from domain.review import record_proposals
 from processors.state_codec import pack, unpack
+from tests.unit.domain import builders
 from tests.unit.domain.builders import account, day, invoice, item, pay, standard, upsert
 
 PENDING = bytes.fromhex(
@@ -32,7 +37,10 @@ EXECUTED = bytes.fromhex(
 )
 
 
-def test_rows_of_a_procedure_without_options_are_unchanged() -> None:
+def test_rows_of_a_procedure_without_options_are_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(builders, "_ids", itertools.count(1))  # the event ids of the hex
     acc = account(
         upsert(),
         invoice("I", item("I-1", 10000, day("2024-01-01")), item("I-2", 5000, day("2024-01-20"))),
