@@ -83,6 +83,17 @@ def _typed_items(items: list[dict[str, Any]]) -> None:
         it["old_interest_until"] = _day(it["old_interest_until"])
         it["new_interest_until"] = _day(it["new_interest_until"])
         it["interest"] = _amount(it["interest"])
+        for part in it.get("interest_parts") or ():
+            part["from"], part["to"] = _day(part["from"]), _day(part["to"])
+            part["base_amount"] = _amount(part["base_amount"])
+            part["amount"] = _amount(part["amount"])
+            part["rate_percent"] = Decimal(part["rate_percent"]).scaleb(-6)
+
+
+def _part_line(p: dict[str, Any]) -> str:
+    """One sub-period of an item's interest (RULES.md section 9), as the report shows it."""
+    return (f"{p['from'].isoformat()}..{p['to'].isoformat()} {p['days']} days {p['day_count']} "
+            f"{Decimal(p['rate_percent']).normalize():f} % on {p['base_amount']}: {p['amount']}")
 
 
 def typed(record_type: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -121,12 +132,17 @@ class ItemChange:
     old_interest_until: date | None
     new_interest_until: date | None
     interest: Decimal
+    interest_parts: tuple[str, ...] = ()
+    """The sub-periods of the item's interest, one line each (RULES.md section 9)."""
+    interest_reason: str | None = None
 
     @classmethod
     def of(cls, r: dict[str, Any]) -> ItemChange:
         return cls(r["item_id"], r["listed"], r["old_level"], r["new_level"],
                    r.get("old_last_dunned"), r.get("new_last_dunned"),
-                   r.get("old_interest_until"), r.get("new_interest_until"), r["interest"])
+                   r.get("old_interest_until"), r.get("new_interest_until"), r["interest"],
+                   tuple(_part_line(p) for p in r.get("interest_parts") or ()),
+                   r.get("interest_reason"))
 
 
 @dataclass(slots=True)

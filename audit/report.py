@@ -54,6 +54,8 @@ def _changes(changes: Iterable[ItemChange], currency: str | None) -> list[dict[s
         "old_interest_until": iso(ch.old_interest_until),
         "new_interest_until": iso(ch.new_interest_until),
         "interest": amount(ch.interest, currency),
+        **({"interest_parts": list(ch.interest_parts)} if ch.interest_parts else {}),
+        **({"interest_reason": ch.interest_reason} if ch.interest_reason else {}),
     } for ch in changes]
 
 
@@ -223,7 +225,9 @@ def render_table(acc: AccountHistory, runs: RunStarts | None = None) -> str:
             lines.append(f"    {ch.item_id:<28} level {ch.old_level} -> {ch.new_level}  "
                          f"last dunned {_d(ch.old_last_dunned)} -> {_d(ch.new_last_dunned)}  "
                          f"interest {amount(ch.interest, n.currency)}"
-                         f"{'' if ch.listed else '  (not listed)'}")
+                         f"{'' if ch.listed else '  (not listed)'}"
+                         f"{f'  ({ch.interest_reason})' if ch.interest_reason else ''}")
+            lines += [f"      interest {part}" for part in ch.interest_parts]
     if acc.problems:
         lines.append("")
         lines += [f"  PROBLEM {p}" for p in acc.problems]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TypedDict
 
 from domain import ids
+from domain.charges import pay_by
 from domain.commands import (
     Command,
     DeactivateInstallmentPlan,
@@ -106,14 +107,20 @@ def _notice_lines(
     lines = []
     for p_item in proposal.items:
         it = by_id[p_item.item_id]
-        lines.append(
-            _line(it, True, p_item.new_level, p_item.interest, p_item.open_amount, p_item.due_date)
+        line = _line(
+            it, True, p_item.new_level, p_item.interest, p_item.open_amount, p_item.due_date
         )
+        if p_item.interest_parts or p_item.interest_reason:
+            line = replace(
+                line, interest_parts=p_item.interest_parts, interest_reason=p_item.interest_reason
+            )
+        lines.append(line)
+        charged = posts_interest and p_item.interest_reason is None
         updated[it.item_id] = replace(
             it,
             level=p_item.new_level,
             last_dunned_day=as_of,
-            interest_until_day=as_of if posts_interest else it.interest_until_day,
+            interest_until_day=as_of if charged else it.interest_until_day,
         )
     for change in proposal.level_changes:
         it = by_id[change.item_id]
@@ -161,6 +168,7 @@ def _executed(
         plan_ids=active_plan_ids(account) if "deactivate_installment_plan" in activities else (),
         language=master.language if letter else None,
         recipient=Recipient(master.name, master.postal_address, master.email) if letter else None,
+        pay_within_days=proposal.pay_within_days,
     )
 
 
@@ -278,6 +286,7 @@ def _notice_items(account: Account, notice: ExecutedNotice) -> tuple[NoticeItem,
             days_in_arrears=notice.as_of - line.due_day,
             open_amount=line.open_amount,
             level=line.new_level,
+            interest_parts=line.interest_parts,
         )
         for line in notice.lines
         if line.listed
@@ -305,6 +314,8 @@ def item_changes(
                 old_interest_until=old[2],
                 new_interest_until=new[2],
                 interest=line.interest,
+                interest_parts=line.interest_parts,
+                interest_reason=line.interest_reason,
             )
         )
     return tuple(result)
@@ -355,7 +366,7 @@ def _letter(d: _Draft) -> tuple[Command, ...]:
             interest=n.interest,
             total_due=d.total_due,
             as_of_date=n.as_of,
-            pay_by=n.as_of + PAY_WITHIN_DAYS,
+            pay_by=pay_by(n.as_of, n.pay_within_days),
             procedure_id=n.procedure_id,
         ),
     )

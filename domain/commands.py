@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.events import PostalAddress
+from domain.interest import InterestPart
 
 __all__ = [
     "Command",
@@ -42,6 +43,8 @@ class NoticeItem:
     days_in_arrears: int
     open_amount: int
     level: int
+    interest_parts: tuple[InterestPart, ...] | None = None
+    """Its sub-periods (RULES.md section 9); empty with today's rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,7 @@ class PrintDunningLetter:
     total_due: int
     as_of_date: int
     pay_by: int
-    """``as_of_date + 14``."""
+    """``as_of_date`` plus the level's ``pay_within_days`` (14 unless the procedure says)."""
     procedure_id: str
 
 

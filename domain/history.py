@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "DunningLevelImported",
@@ -53,6 +53,9 @@ class NoticeItemChange:
     old_interest_until: int | None
     new_interest_until: int | None
     interest: int
+    interest_parts: tuple[Any, ...] | None = None
+    """``domain.interest.InterestPart`` of the item's interest (RULES.md section 9)."""
+    interest_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

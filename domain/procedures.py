@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from domain.interest import ACT_365, DAY_COUNTS
 from domain.money import to_minor_rounded
 
 __all__ = [
     "ACTIVITIES",
+    "CLEARING_ORDERS",
+    "INTEREST_BASES",
     "Level",
     "LevelTerms",
     "Procedure",
@@ -32,6 +35,12 @@ __all__ = [
 ]
 
 ACTIVITIES = ("letter", "lock", "collection", "deposit", "workflow", "deactivate_installment_plan")
+INTEREST_BASES = ("open_amount", "daily_balance")
+"""``interest_base``: today's open amount (the default) or the balance each day had."""
+PRINCIPAL_FIRST = ("principal", "interest", "charges")
+CLEARING_ORDERS = (PRINCIPAL_FIRST, ("charges", "interest", "principal"))
+"""``clearing_order``: the order unallocated money clears an account's items in."""
+DEFAULT_PAY_WITHIN_DAYS = 14
 
 
 class ProcedureError(ValueError):
@@ -47,6 +56,13 @@ class Level:
     charge: Decimal
     interest: bool
     activities: tuple[str, ...]
+    charge_percent: Decimal | None = None
+    """Percent of the notice's open total added to ``charge`` (RULES.md section 9)."""
+    charge_min: Decimal | None = None
+    charge_max: Decimal | None = None
+    pay_within_days: int = DEFAULT_PAY_WITHIN_DAYS
+    activity_min_amounts: tuple[tuple[str, Decimal], ...] = ()
+    """(activity, minimum ``total_due``) pairs, in the order given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +76,12 @@ class LevelTerms:
     charge: int
     interest: bool
     activities: tuple[str, ...]
+    charge_percent: tuple[int, int] | None = None
+    """``num / den`` percent, exactly, or ``None``."""
+    charge_min: int | None = None
+    charge_max: int | None = None
+    pay_within_days: int = DEFAULT_PAY_WITHIN_DAYS
+    activity_min: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +103,17 @@ class Terms:
     auto_approve: bool
     min_total_floor: int
     """The smallest ``min_total`` of all levels: a group with less open never proposes."""
+    day_count: str = ACT_365
+    base_rate: str | None = None
+    """A reference rate id: the rate is its percent on each day plus ``spread``."""
+    spread: Decimal = Decimal(0)
+    daily_balance: bool = False
+    clearing_order: tuple[str, ...] = PRINCIPAL_FIRST
+
+    @property
+    def plain_interest(self) -> bool:
+        """Today's interest rule (act/365, one fixed rate, today's open amount)."""
+        return self.day_count == ACT_365 and self.base_rate is None and not self.daily_balance
 
 
 def _check_int(where: str, name: str, value: object, minimum: int) -> None:
@@ -109,6 +142,13 @@ class Procedure:
     min_interest_amount: Decimal
     auto_approve: bool
     levels: tuple[Level, ...]
+    day_count: str = ACT_365
+    interest_base_rate: str | None = None
+    """A reference rate id (``dunning.rates``) instead of ``interest_rate_percent``."""
+    interest_spread_percent: Decimal | None = None
+    """Added to the reference rate (with ``interest_base_rate`` only; absent: 0)."""
+    interest_base: str = "open_amount"
+    clearing_order: tuple[str, ...] = PRINCIPAL_FIRST
     _terms: dict[str, Terms] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
@@ -146,6 +186,7 @@ class Procedure:
                     )
             if len(set(lv.activities)) != len(lv.activities):
                 raise ProcedureError(f"{at}: an activity is listed twice")
+            _check_level_options(at, lv)
             if previous is not None:
                 if lv.days_in_arrears < previous.days_in_arrears:
                     raise ProcedureError(
@@ -158,6 +199,36 @@ class Procedure:
                         f"{previous.min_item_amount} of level {n - 1}"
                     )
             previous = lv
+        self._check_options(where)
+
+    def _check_options(self, where: str) -> None:
+        if self.day_count not in DAY_COUNTS:
+            raise ProcedureError(
+                f"{where}: day_count must be one of {', '.join(DAY_COUNTS)}, got {self.day_count!r}"
+            )
+        if self.interest_base not in INTEREST_BASES:
+            raise ProcedureError(
+                f"{where}: interest_base must be one of {', '.join(INTEREST_BASES)}, "
+                f"got {self.interest_base!r}"
+            )
+        if self.clearing_order not in CLEARING_ORDERS:
+            raise ProcedureError(
+                f"{where}: clearing_order must be [principal, interest, charges] or "
+                f"[charges, interest, principal], got {list(self.clearing_order)!r}"
+            )
+        if self.clearing_order != PRINCIPAL_FIRST:
+            raise ProcedureError(
+                f"{where}: clearing_order {list(self.clearing_order)!r} needs charges and "
+                "interest as claimable items, which this version does not keep yet "
+                "(RULES.md decision 12); only [principal, interest, charges] is accepted"
+            )
+        rate = self.interest_base_rate
+        if rate is not None and (not isinstance(rate, str) or not rate or "|" in rate):
+            raise ProcedureError(f"{where}: interest_base_rate must be a rate id without '|'")
+        if self.interest_spread_percent is not None:
+            if rate is None:
+                raise ProcedureError(f"{where}: interest_spread_percent needs interest_base_rate")
+            _check_amount(where, "interest_spread_percent", self.interest_spread_percent)
 
     @property
     def top(self) -> int:
@@ -180,6 +251,15 @@ class Procedure:
                     charge=to_minor_rounded(lv.charge, currency),
                     interest=lv.interest,
                     activities=lv.activities,
+                    charge_percent=None
+                    if lv.charge_percent is None
+                    else lv.charge_percent.as_integer_ratio(),
+                    charge_min=_minor_or_none(lv.charge_min, currency),
+                    charge_max=_minor_or_none(lv.charge_max, currency),
+                    pay_within_days=lv.pay_within_days,
+                    activity_min=tuple(
+                        (a, to_minor_rounded(m, currency)) for a, m in lv.activity_min_amounts
+                    ),
                 )
             )
         rate_num, rate_den = self.interest_rate_percent.as_integer_ratio()
@@ -194,9 +274,44 @@ class Procedure:
             min_interest=to_minor_rounded(self.min_interest_amount, currency),
             auto_approve=self.auto_approve,
             min_total_floor=min(t.min_total for t in levels if t is not None),
+            day_count=self.day_count,
+            base_rate=self.interest_base_rate,
+            spread=self.interest_spread_percent or Decimal(0),
+            daily_balance=self.interest_base == "daily_balance",
+            clearing_order=self.clearing_order,
         )
         self._terms[currency] = terms
         return terms
+
+
+def _minor_or_none(amount: Decimal | None, currency: str) -> int | None:
+    return None if amount is None else to_minor_rounded(amount, currency)
+
+
+def _check_level_options(at: str, lv: Level) -> None:
+    """The options of one level (RULES.md section 9): percentage charge, pay-by, minimums."""
+    for name in ("charge_percent", "charge_min", "charge_max"):
+        value = getattr(lv, name)
+        if value is not None:
+            _check_amount(at, name, value)
+    if lv.charge_percent is None and (lv.charge_min is not None or lv.charge_max is not None):
+        raise ProcedureError(f"{at}: charge_min and charge_max need charge_percent")
+    low, high = lv.charge_min, lv.charge_max
+    if low is not None and high is not None and low > high:
+        raise ProcedureError(f"{at}: charge_min {low} is above charge_max {high}")
+    _check_int(at, "pay_within_days", lv.pay_within_days, 0)
+    if not isinstance(lv.activity_min_amounts, tuple):
+        raise ProcedureError(f"{at}: activity_min_amounts must be a tuple of pairs")
+    seen: set[str] = set()
+    for activity, amount in lv.activity_min_amounts:
+        if activity not in lv.activities:
+            raise ProcedureError(
+                f"{at}: activity_min_amounts names {activity!r}, not an activity of the level"
+            )
+        if activity in seen:
+            raise ProcedureError(f"{at}: activity_min_amounts names {activity!r} twice")
+        seen.add(activity)
+        _check_amount(at, f"activity_min_amounts.{activity}", amount)
 
 
 # -- parsing the YAML shape --------------------------------------------------------------
@@ -208,8 +323,28 @@ _PROCEDURE_KEYS = {
     "min_interest_amount",
     "auto_approve",
     "levels",
+    "day_count",
+    "interest_base_rate",
+    "interest_spread_percent",
+    "interest_base",
+    "clearing_order",
 }
-_LEVEL_KEYS = {
+_PROCEDURE_OPTIONAL = {
+    "auto_approve",
+    "day_count",
+    "interest_base_rate",
+    "interest_spread_percent",
+    "interest_base",
+    "clearing_order",
+}
+_LEVEL_OPTIONAL = {
+    "charge_percent",
+    "charge_min",
+    "charge_max",
+    "pay_within_days",
+    "activity_min_amounts",
+}
+_LEVEL_KEYS = _LEVEL_OPTIONAL | {
     "level",
     "days_in_arrears",
     "min_item_amount",
@@ -266,52 +401,97 @@ def _integer(where: str, name: str, value: object) -> int:
     return value
 
 
+def _optional_amount(where: str, name: str, raw: Mapping[str, Any]) -> Decimal | None:
+    value = raw.get(name)
+    return None if value is None else _amount(where, name, value)
+
+
+def _parse_level(at: str, raw: Mapping[str, Any]) -> Level:
+    _require(at, raw, _LEVEL_KEYS, _LEVEL_OPTIONAL)
+    activities = raw["activities"]
+    if not isinstance(activities, list | tuple) or not all(
+        isinstance(a, str) for a in activities
+    ):
+        raise ProcedureError(f"{at}: activities must be a list of names")
+    minimums = raw.get("activity_min_amounts") or {}
+    if not isinstance(minimums, Mapping):
+        raise ProcedureError(f"{at}: activity_min_amounts must be a mapping activity: amount")
+    return Level(
+        level=_integer(at, "level", raw["level"]),
+        days_in_arrears=_integer(at, "days_in_arrears", raw["days_in_arrears"]),
+        min_item_amount=_amount(at, "min_item_amount", raw["min_item_amount"]),
+        min_total_amount=_amount(at, "min_total_amount", raw["min_total_amount"]),
+        charge=_amount(at, "charge", raw["charge"]),
+        interest=_flag(at, "interest", raw["interest"]),
+        activities=tuple(activities),
+        charge_percent=_optional_amount(at, "charge_percent", raw),
+        charge_min=_optional_amount(at, "charge_min", raw),
+        charge_max=_optional_amount(at, "charge_max", raw),
+        pay_within_days=_integer(
+            at, "pay_within_days", raw.get("pay_within_days", DEFAULT_PAY_WITHIN_DAYS)
+        ),
+        activity_min_amounts=tuple(
+            (str(a), _amount(at, f"activity_min_amounts.{a}", m)) for a, m in minimums.items()
+        ),
+    )
+
+
+def _parse_interest(where: str, mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """The interest fields of a procedure: a fixed rate, or a base rate plus a spread."""
+    base = mapping.get("interest_base_rate")
+    fixed = mapping.get("interest_rate_percent")
+    if base is None and fixed is None:
+        raise ProcedureError(f"{where}: missing field interest_rate_percent")
+    if base is not None and fixed is not None:
+        raise ProcedureError(
+            f"{where}: interest_rate_percent and interest_base_rate exclude each other"
+        )
+    if base is not None and not isinstance(base, str):
+        raise ProcedureError(f"{where}: interest_base_rate must be a rate id, got {base!r}")
+    order = mapping.get("clearing_order", list(PRINCIPAL_FIRST))
+    if not isinstance(order, list | tuple):
+        raise ProcedureError(f"{where}: clearing_order must be a list")
+    return {
+        "interest_rate_percent": Decimal(0)
+        if fixed is None
+        else _amount(where, "interest_rate_percent", fixed),
+        "interest_base_rate": base,
+        "interest_spread_percent": _optional_amount(where, "interest_spread_percent", mapping),
+        "day_count": mapping.get("day_count", ACT_365),
+        "interest_base": mapping.get("interest_base", "open_amount"),
+        "clearing_order": tuple(order),
+    }
+
+
 def parse_procedure(mapping: Mapping[str, Any]) -> Procedure:
     """A :class:`Procedure` from the YAML shape of CONTRACT.md (plain dicts).
 
-    ``auto_approve`` is optional (default false); every other field is required and no
-    unknown field is accepted. Amounts are strings (integers are accepted too); a float
-    is rejected because it is not exact.
+    ``auto_approve`` and the options of RULES.md section 9 are optional; every other
+    field is required (``interest_rate_percent`` unless ``interest_base_rate`` is given)
+    and no unknown field is accepted. Amounts are strings (integers are accepted too); a
+    float is rejected because it is not exact.
     """
     pid = mapping.get("id") if isinstance(mapping, Mapping) else None
     where = f"procedure {pid!r}" if pid is not None else "procedure"
-    _require(where, mapping, _PROCEDURE_KEYS, {"auto_approve"})
+    _require(where, mapping, _PROCEDURE_KEYS, _PROCEDURE_OPTIONAL | {"interest_rate_percent"})
     if not isinstance(pid, str) or not pid:
         raise ProcedureError(f"{where}: id must be a non-empty string")
     raw_levels = mapping["levels"]
     if not isinstance(raw_levels, list | tuple) or not raw_levels:
         raise ProcedureError(f"{where}: levels must be a non-empty list")
-    levels = []
-    for index, raw in enumerate(raw_levels, start=1):
-        at = f"{where} level #{index}"
-        _require(at, raw, _LEVEL_KEYS, set())
-        activities = raw["activities"]
-        if not isinstance(activities, list | tuple) or not all(
-            isinstance(a, str) for a in activities
-        ):
-            raise ProcedureError(f"{at}: activities must be a list of names")
-        levels.append(
-            Level(
-                level=_integer(at, "level", raw["level"]),
-                days_in_arrears=_integer(at, "days_in_arrears", raw["days_in_arrears"]),
-                min_item_amount=_amount(at, "min_item_amount", raw["min_item_amount"]),
-                min_total_amount=_amount(at, "min_total_amount", raw["min_total_amount"]),
-                charge=_amount(at, "charge", raw["charge"]),
-                interest=_flag(at, "interest", raw["interest"]),
-                activities=tuple(activities),
-            )
-        )
+    levels = tuple(
+        _parse_level(f"{where} level #{index}", raw)
+        for index, raw in enumerate(raw_levels, start=1)
+    )
     return Procedure(
         id=pid,
         min_days_between_dunnings=_integer(
             where, "min_days_between_dunnings", mapping["min_days_between_dunnings"]
         ),
-        interest_rate_percent=_amount(
-            where, "interest_rate_percent", mapping["interest_rate_percent"]
-        ),
         min_interest_amount=_amount(where, "min_interest_amount", mapping["min_interest_amount"]),
         auto_approve=_flag(where, "auto_approve", mapping.get("auto_approve", False)),
-        levels=tuple(levels),
+        levels=levels,
+        **_parse_interest(where, mapping),
     )
 
 
@@ -334,24 +514,47 @@ def parse_procedures(mapping: Mapping[str, Any]) -> tuple[Procedure, ...]:
     return result
 
 
-def procedure_to_dict(procedure: Procedure) -> dict[str, Any]:
-    """The YAML shape of ``procedure`` (amounts as strings); inverse of :func:`parse_procedure`."""
-    return {
-        "id": procedure.id,
-        "min_days_between_dunnings": procedure.min_days_between_dunnings,
-        "interest_rate_percent": str(procedure.interest_rate_percent),
-        "min_interest_amount": str(procedure.min_interest_amount),
-        "auto_approve": procedure.auto_approve,
-        "levels": [
-            {
-                "level": lv.level,
-                "days_in_arrears": lv.days_in_arrears,
-                "min_item_amount": str(lv.min_item_amount),
-                "min_total_amount": str(lv.min_total_amount),
-                "charge": str(lv.charge),
-                "interest": lv.interest,
-                "activities": list(lv.activities),
-            }
-            for lv in procedure.levels
-        ],
+def _level_to_dict(lv: Level) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "level": lv.level,
+        "days_in_arrears": lv.days_in_arrears,
+        "min_item_amount": str(lv.min_item_amount),
+        "min_total_amount": str(lv.min_total_amount),
+        "charge": str(lv.charge),
+        "interest": lv.interest,
+        "activities": list(lv.activities),
     }
+    for name in ("charge_percent", "charge_min", "charge_max"):
+        value = getattr(lv, name)
+        if value is not None:
+            out[name] = str(value)
+    if lv.pay_within_days != DEFAULT_PAY_WITHIN_DAYS:
+        out["pay_within_days"] = lv.pay_within_days
+    if lv.activity_min_amounts:
+        out["activity_min_amounts"] = {a: str(m) for a, m in lv.activity_min_amounts}
+    return out
+
+
+def procedure_to_dict(procedure: Procedure) -> dict[str, Any]:
+    """The YAML shape of ``procedure`` (amounts as strings); inverse of :func:`parse_procedure`.
+
+    An option at its default is left out, so a procedure that sets none has exactly the
+    shape (and the event id, ``processors.convert.procedure_record``) it had before."""
+    out: dict[str, Any] = {"id": procedure.id,
+                           "min_days_between_dunnings": procedure.min_days_between_dunnings}
+    if procedure.interest_base_rate is None:
+        out["interest_rate_percent"] = str(procedure.interest_rate_percent)
+    out["min_interest_amount"] = str(procedure.min_interest_amount)
+    out["auto_approve"] = procedure.auto_approve
+    out["levels"] = [_level_to_dict(lv) for lv in procedure.levels]
+    if procedure.day_count != ACT_365:
+        out["day_count"] = procedure.day_count
+    if procedure.interest_base_rate is not None:
+        out["interest_base_rate"] = procedure.interest_base_rate
+        if procedure.interest_spread_percent is not None:
+            out["interest_spread_percent"] = str(procedure.interest_spread_percent)
+    if procedure.interest_base != "open_amount":
+        out["interest_base"] = procedure.interest_base
+    if procedure.clearing_order != PRINCIPAL_FIRST:
+        out["clearing_order"] = list(procedure.clearing_order)
+    return out

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 
 from domain import ids
+from domain.charges import activities_carried_out, notice_charge
+from domain.interest import (
+    RATE_UNKNOWN,
+    InterestPart,
+    distribute,
+    item_interest,
+    rate_steps,
+)
 from domain.money import div_round_half_up
-from domain.procedures import Procedure, Terms
+from domain.procedures import LevelTerms, Procedure, Terms
+from domain.settlement import daily_balances
 from domain.state import (
     CANCELLED,
     CLOSED,
@@ -25,6 +36,9 @@ from domain.state import (
     ProposedItem,
     group_last_notice_day,
 )
+
+Rates = Mapping[str, tuple[tuple[int, Decimal], ...]]
+"""Reference rates by rate id: ``(valid_from day, percent)``, sorted by day."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +98,14 @@ def _locked_item(account: Account, item_id: str, day: int) -> bool:
 
 
 def propose(
-    account: Account, procedures: Mapping[str, Procedure], as_of: int, run_id: str
+    account: Account,
+    procedures: Mapping[str, Procedure],
+    as_of: int,
+    run_id: str,
+    rates: Rates | None = None,
 ) -> Evaluation:
-    """Steps 1-7 of "Proposal run (stage 1)" for one account on day ``as_of``."""
+    """Steps 1-7 of "Proposal run (stage 1)" for one account on day ``as_of``; ``rates``
+    are the reference rates known (``dunning.rates``), for procedures with a base rate."""
     master = account.master
     if master is None:
         return _NOTHING
@@ -114,7 +133,7 @@ def propose(
         pid, currency, group = key
         procedure = default if pid == default_id else procedures[pid]
         proposal = _group_proposal(
-            account, procedure.terms(currency), key, default_id, as_of, run_id
+            account, procedure.terms(currency), key, default_id, as_of, run_id, rates or {}
         )
         if proposal is not None:
             proposals.append(proposal)
@@ -237,9 +256,21 @@ def _sort_out(
     return out
 
 
+@dataclass(slots=True)
+class _Interest:
+    """The interest of a notice: share per listed item (``None``: the level has none),
+    the total, and with an option of RULES.md section 9 each item's parts and reason."""
+
+    shares: list[int] | None = None
+    total: int = 0
+    parts: list[tuple[InterestPart, ...]] | None = None
+    reasons: list[str | None] | None = None
+
+
 def _proposed_items(
-    listed: list[tuple[Item, int, str]], shares: list[int] | None, as_of: int
+    listed: list[tuple[Item, int, str]], found: _Interest, as_of: int
 ) -> tuple[ProposedItem, ...]:
+    shares = found.shares
     items = []
     for index, (it, new, reason) in enumerate(listed):
         until = it.interest_until_day
@@ -260,6 +291,8 @@ def _proposed_items(
                 interest_from=interest_from,
                 last_dunned_date=it.last_dunned_day,
                 interest_until_date=until,
+                interest_parts=found.parts[index] if found.parts is not None else None,
+                interest_reason=found.reasons[index] if found.reasons is not None else None,
             )
         )
     return tuple(items)
@@ -272,6 +305,7 @@ def _group_proposal(
     default_id: str,
     as_of: int,
     run_id: str,
+    rates: Rates,
 ) -> Proposal | None:
     pid, currency, group = key
     last = group_last_notice_day(account, pid, currency, group)
@@ -285,17 +319,21 @@ def _group_proposal(
     found = _sort_out(account, terms, members, as_of, last)
     if found.level == 0:
         return None
-    terms_level = terms.levels[found.level]
-    assert terms_level is not None
-    if found.total_open < terms_level.min_total:
+    lv = terms.levels[found.level]
+    assert lv is not None
+    if found.total_open < lv.min_total:
         return None
     listed = found.listed
     listed.sort(key=lambda entry: (entry[0].due_day, entry[0].item_id))
-    shares: list[int] | None = None
-    interest = 0
-    if terms_level.interest:
-        shares, interest = _interest(terms, listed, as_of)
-    charge = terms_level.charge
+    interest = _Interest()
+    if lv.interest:
+        if terms.plain_interest:
+            interest.shares, interest.total = _interest(terms, listed, as_of)
+        else:
+            interest = _interest_with_options(account, terms, listed, as_of, rates)
+    charge = _charge(lv, found.total_open)
+    total_due = found.total_open + charge + interest.total
+    activities, below = activities_carried_out(lv.activities, lv.activity_min, total_due)
     return Proposal(
         proposal_id=ids.proposal_id(run_id, account.account_id, pid, currency, group),
         run_id=run_id,
@@ -305,16 +343,68 @@ def _group_proposal(
         currency=currency,
         as_of_date=as_of,
         level=found.level,
-        activities=terms_level.activities,
+        activities=activities,
         charge=charge,
-        interest=interest,
-        total_due=found.total_open + charge + interest,
-        items=_proposed_items(listed, shares, as_of),
+        interest=interest.total,
+        total_due=total_due,
+        items=_proposed_items(listed, interest, as_of),
         level_changes=tuple(found.changes),
         left_out=tuple(found.left_out),
         auto_approve=terms.auto_approve,
         last_notice_date=last,
+        activities_below_minimum=below,
+        pay_within_days=lv.pay_within_days,
     )
+
+
+def _charge(lv: LevelTerms, total_open: int) -> int:
+    """Step 4's charge, with the percentage charge of RULES.md section 9."""
+    return notice_charge(lv.charge, total_open, lv.charge_percent, lv.charge_min, lv.charge_max)
+
+
+def _interest_start(it: Item) -> int:
+    until = it.interest_until_day
+    return it.due_day if until is None or until < it.due_day else until
+
+
+def _interest_with_options(
+    account: Account,
+    terms: Terms,
+    listed: list[tuple[Item, int, str]],
+    as_of: int,
+    rates: Rates,
+) -> _Interest:
+    """Step 5 with the options of RULES.md section 9: day count, rate timeline, daily
+    balance. An item whose period has a day without a rate gets none (``rate_unknown``)."""
+    exacts: list[Fraction] = []
+    found = _Interest(parts=[], reasons=[])
+    assert found.parts is not None and found.reasons is not None
+    fixed = [(0, Decimal(terms.rate_num) / Decimal(terms.rate_den))]
+    for it, _, _ in listed:
+        start = _interest_start(it)
+        steps: list[tuple[int, Decimal]] | None = fixed
+        if terms.base_rate is not None:
+            timeline = rates.get(terms.base_rate, ())
+            steps = rate_steps(timeline, terms.spread, start, as_of) if start < as_of else fixed
+        if steps is None:
+            exacts.append(Fraction(0))
+            found.parts.append(())
+            found.reasons.append(RATE_UNKNOWN)
+            continue
+        balances = (
+            daily_balances(account, it.item_id, start, as_of)
+            if terms.daily_balance
+            else [(start, it.open_amount)]
+        )
+        parts, exact = item_interest(start, as_of, balances, steps, terms.day_count)
+        exacts.append(exact)
+        found.parts.append(parts)
+        found.reasons.append(None)
+    shares, total = distribute(exacts)
+    if total <= 0 or total < terms.min_interest:
+        shares, total = [0] * len(listed), 0
+    found.shares, found.total = shares, total
+    return found
 
 
 def _interest(

@@ -283,3 +283,25 @@ def held(account: Account) -> dict[str, int]:
     """Money allocated to items the account does not know yet, per payment currency."""
     _, _, _, waiting = settle(account)
     return {cur: amount for cur, amount in sorted(waiting.items()) if amount > 0}
+
+
+def open_on(account: Account, item_id: str, day: int) -> int:
+    """The open amount ``item_id`` had on ``day``: from the payments received on or
+    before it (by ``received_on``), cleared by the rules above (RULES.md section 9,
+    "Daily balance")."""
+    payments = tuple(p for p in account.payments if p.received_day <= day)
+    _, open_, _, _ = settle(account, {"payments": payments})
+    return open_.get(item_id, 0)
+
+
+def daily_balances(account: Account, item_id: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The item's open amount on each day of ``[start, end)`` as steps ``[(day, open)]``:
+    one at ``start`` and one on every later day a payment was received; equal neighbours
+    are merged, so the period is cut only where the balance changes."""
+    days = sorted({p.received_day for p in account.payments if start < p.received_day < end})
+    steps = [(start, open_on(account, item_id, start))]
+    for day in days:
+        amount = open_on(account, item_id, day)
+        if amount != steps[-1][1]:
+            steps.append((day, amount))
+    return steps

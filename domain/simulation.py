@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from domain.procedures import Procedure
-from domain.proposal_run import propose
+from domain.proposal_run import Rates, propose
 from domain.state import Account, Proposal
 
 __all__ = ["GroupKey", "Simulation", "SummaryKey", "Totals"]
@@ -64,15 +64,17 @@ class Simulation:
     gone: list[Proposal] = field(default_factory=list)
     #: both propose for the group, differently: (in force, simulated)
     changed: list[tuple[Proposal, Proposal]] = field(default_factory=list)
+    #: the reference rates known (``dunning.rates``), as a real run has them
+    rates: Rates = field(default_factory=dict)
 
     def add(self, account: Account, in_force: Mapping[str, Procedure],
             simulated: Mapping[str, Procedure]) -> None:
         """Stage 1 on ``account`` with both sets of procedures (one evaluation when they
         are the same object)."""
         self.accounts += 1
-        mine = propose(account, simulated, self.as_of, SIMULATION_RUN)
+        mine = propose(account, simulated, self.as_of, SIMULATION_RUN, self.rates)
         theirs = mine if simulated is in_force else propose(
-            account, in_force, self.as_of, SIMULATION_RUN)
+            account, in_force, self.as_of, SIMULATION_RUN, self.rates)
         if mine.unknown_procedure is not None:
             self.unknown_procedure += 1
         self.pending_groups += mine.pending_groups

@@ -22,6 +22,7 @@ from domain.events import (
     PostalAddress,
 )
 from domain.history import in_effect
+from domain.interest import InterestPart
 
 SEEN_ENTRY_SIZE = 12
 """Bytes per applied event in ``Account.seen``: an 8-byte key and a 4-byte digest."""
@@ -137,6 +138,9 @@ class NoticeLine:
     """The item's share of the notice's interest."""
     open_amount: int
     due_day: int
+    interest_parts: tuple[InterestPart, ...] | None = None
+    interest_reason: str | None = None
+    """``rate_unknown``: the item got no interest and its interest-until day stays."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +167,8 @@ class ExecutedNotice:
     recipient: Recipient | None
     """Snapshot of the letter's recipient (only with ``letter``)."""
     reversed_items: tuple[str, ...] = ()
+    pay_within_days: int = 14
+    """Of the notice level: the letter's pay-by is ``as_of`` plus this."""
 
     def in_effect(self) -> bool:
         """True while at least one listed item is not reversed."""
@@ -172,7 +178,8 @@ class ExecutedNotice:
         """(level, last dunned day, interest-until day) the notice gave ``line``'s item."""
         if not line.listed:
             return line.new_level, line.old_last_dunned, line.old_interest_until
-        until = self.as_of if self.interest > 0 else line.old_interest_until
+        charged = self.interest > 0 and line.interest_reason is None
+        until = self.as_of if charged else line.old_interest_until
         return line.new_level, self.as_of, until
 
 
@@ -332,6 +339,11 @@ class ProposedItem:
     interest_from: int | None
     last_dunned_date: int | None
     interest_until_date: int | None
+    interest_parts: tuple[InterestPart, ...] | None = None
+    """The sub-periods of its interest, with an option of RULES.md section 9 (empty with
+    today's rule: one period, one rate, today's open amount)."""
+    interest_reason: str | None = None
+    """Why it gets no interest on this notice: ``rate_unknown``; else ``None``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,3 +396,8 @@ class Proposal:
     left_out: tuple[LeftOutItem, ...]
     auto_approve: bool
     last_notice_date: int | None
+    activities_below_minimum: tuple[str, ...] = ()
+    """Activities of the level not carried out: ``total_due`` is below their
+    ``activity_min_amounts`` (RULES.md section 9); ``activities`` leaves them out."""
+    pay_within_days: int = 14
+    """The notice level's ``pay_within_days``: the letter's pay-by is as-of plus this."""

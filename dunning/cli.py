@@ -18,6 +18,7 @@ from dunning.commands import (
     demo,
     migration,
     procedures,
+    rates,
     records,
     review,
     review_page,
@@ -31,8 +32,8 @@ from letters import cli as letters_cli
 __all__ = ["_settings", "build_parser", "main"]  # _settings: tests call dunning.cli._settings
 
 #: In the order `dunning --help` lists them.
-GROUPS = (broker, topics, procedures, schedule, migration, worker, records, account, review,
-          review_page, letters_cli, deadletters, audit_cli, demo)
+GROUPS = (broker, topics, procedures, rates, schedule, migration, worker, records, account,
+          review, review_page, letters_cli, deadletters, audit_cli, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -85,6 +85,19 @@ class Recipient:
 
 
 @dataclass(frozen=True)
+class InterestLine:
+    """One sub-period of an item's interest (RULES.md section 9), one line on the letter."""
+
+    start: date
+    end: date
+    days: int
+    rate_percent: Decimal
+    base_amount: Decimal
+    amount: Decimal
+    day_count: str
+
+
+@dataclass(frozen=True)
 class Item:
     item_id: str
     invoice_id: str
@@ -92,6 +105,21 @@ class Item:
     days_in_arrears: int
     open_amount: Decimal
     level: int
+    interest_parts: tuple[InterestLine, ...] = ()
+
+
+def _parts(raw: Any, where: str) -> tuple[InterestLine, ...]:
+    if not raw:
+        return ()
+    return tuple(
+        InterestLine(
+            start=_date(x.get("from"), f"{where}.from"), end=_date(x.get("to"), f"{where}.to"),
+            days=_int(x, "days"), rate_percent=_decimal(x.get("rate_percent"), f"{where}.rate"),
+            base_amount=_decimal(x.get("base_amount"), f"{where}.base_amount"),
+            amount=_decimal(x.get("amount"), f"{where}.amount"), day_count=_str(x, "day_count"),
+        )
+        for x in raw
+    )
 
 
 @dataclass(frozen=True)
@@ -162,6 +190,7 @@ class Letter:
                 days_in_arrears=_int(it, "days_in_arrears"),
                 open_amount=_decimal(it.get("open_amount"), f"items[{n}].open_amount"),
                 level=_int(it, "level"),
+                interest_parts=_parts(it.get("interest_parts"), f"items[{n}].interest_parts"),
             ))
         level = _int(record, "level")
         if level < 1:
@@ -221,6 +250,12 @@ class Letter:
                     "days_in_arrears": i.days_in_arrears,
                     "open_amount": str(i.open_amount),
                     "level": i.level,
+                    **({"interest_parts": [
+                        {"from": x.start.isoformat(), "to": x.end.isoformat(), "days": x.days,
+                         "rate_percent": str(x.rate_percent),
+                         "base_amount": str(x.base_amount), "amount": str(x.amount),
+                         "day_count": x.day_count} for x in i.interest_parts]}
+                       if i.interest_parts else {}),
                 }
                 for i in self.items
             ],

@@ -468,6 +468,22 @@ def _items(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
             row.cell(w.number(item.days_in_arrears))
             row.cell(w.money(item.open_amount, letter.currency))
     pdf.ln(2)
+    _interest_lines(pdf, letter, w)
+
+
+def _interest_lines(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
+    """A line per sub-period of each item's interest (RULES.md section 9), when the
+    procedure uses an option that cuts the period (none with today's rule)."""
+    pdf.set_font(FONT, "", 8)
+    for item in letter.items:
+        for x in item.interest_parts:
+            text = (
+                f"{w.label('interest')} {one_line(item.item_id)}: {w.date_short(x.start)} - "
+                f"{w.date_short(x.end)}, {x.days} ({x.day_count}), {x.rate_percent.normalize():f} %"
+                f", {w.money(x.base_amount, letter.currency)}: "
+                f"{w.money(x.amount, letter.currency)}"
+            )
+            pdf.cell(WIDTH, 4.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
 def _totals(pdf: _LetterPDF, letter: Letter, w: Wording, beside: float = 0) -> float:

@@ -18,8 +18,17 @@ import schemas
 from domain import events as ev
 from domain import ids
 from domain.dates import from_day, to_day
+from domain.interest import ACT_365
 from domain.money import UnknownCurrency, from_minor, minor_units, to_milli, to_minor
-from domain.procedures import Level, Procedure, ProcedureError, procedure_to_dict
+from domain.procedures import (
+    DEFAULT_PAY_WITHIN_DAYS,
+    PRINCIPAL_FIRST,
+    Level,
+    Procedure,
+    ProcedureError,
+    procedure_to_dict,
+)
+from domain.rates import RateError, RateSet
 from domain.run_calendar import (
     RunSchedule,
     ScheduleError,
@@ -208,6 +217,26 @@ _INPUT_EVENTS: dict[str, Callable[[dict[str, Any]], ev.InputEvent]] = {
 
 
 # ---------------------------------------------------------------- procedures
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value).normalize()
+
+
+def _level(lv: dict[str, Any]) -> Level:
+    pay = lv.get("pay_within_days")
+    return Level(
+        level=lv["level"], days_in_arrears=lv["days_in_arrears"],
+        min_item_amount=Decimal(lv["min_item_amount"]).normalize(),
+        min_total_amount=Decimal(lv["min_total_amount"]).normalize(),
+        charge=Decimal(lv["charge"]).normalize(), interest=lv["interest"],
+        activities=tuple(lv["activities"]),
+        charge_percent=_dec(lv.get("charge_percent")), charge_min=_dec(lv.get("charge_min")),
+        charge_max=_dec(lv.get("charge_max")),
+        pay_within_days=DEFAULT_PAY_WITHIN_DAYS if pay is None else pay,
+        activity_min_amounts=tuple((m["activity"], Decimal(m["amount"]).normalize())
+                                   for m in lv.get("activity_min_amounts") or ()),
+    )
+
+
 def procedure(r: dict[str, Any]) -> Procedure:
     try:
         return Procedure(
@@ -216,20 +245,36 @@ def procedure(r: dict[str, Any]) -> Procedure:
             interest_rate_percent=Decimal(r["interest_rate_percent"]).normalize(),
             min_interest_amount=Decimal(r["min_interest_amount"]).normalize(),
             auto_approve=r["auto_approve"],
-            levels=tuple(
-                Level(level=lv["level"], days_in_arrears=lv["days_in_arrears"],
-                      min_item_amount=Decimal(lv["min_item_amount"]).normalize(),
-                      min_total_amount=Decimal(lv["min_total_amount"]).normalize(),
-                      charge=Decimal(lv["charge"]).normalize(), interest=lv["interest"],
-                      activities=tuple(lv["activities"]))
-                for lv in r["levels"]
-            ),
+            levels=tuple(_level(lv) for lv in r["levels"]),
+            day_count=r.get("day_count") or ACT_365,
+            interest_base_rate=r.get("interest_base_rate"),
+            interest_spread_percent=_dec(r.get("interest_spread_percent")),
+            interest_base=r.get("interest_base") or "open_amount",
+            clearing_order=tuple(r.get("clearing_order") or PRINCIPAL_FIRST),
         )
     except ProcedureError as exc:
         raise Unusable("invalid_procedure", str(exc)) from exc
 
 
+def _level_record(lv: Level) -> dict[str, Any]:
+    """One level as `ProcedureLevel`; an option at its default is null."""
+    return {
+        "level": lv.level, "days_in_arrears": lv.days_in_arrears,
+        "min_item_amount": lv.min_item_amount, "min_total_amount": lv.min_total_amount,
+        "charge": lv.charge, "interest": lv.interest, "activities": list(lv.activities),
+        "charge_percent": lv.charge_percent, "charge_min": lv.charge_min,
+        "charge_max": lv.charge_max,
+        "pay_within_days": None if lv.pay_within_days == DEFAULT_PAY_WITHIN_DAYS
+        else lv.pay_within_days,
+        "activity_min_amounts": [{"activity": a, "amount": m} for a, m in lv.activity_min_amounts]
+        or None,
+    }
+
+
 def procedure_record(p: Procedure) -> dict[str, Any]:
+    """`DunningProcedureDefined` of `p`. The event id is derived from the procedure's YAML
+    shape, which leaves out options at their default: an unchanged procedure keeps its id,
+    and its options are written as null (RULES.md section 9)."""
     d = procedure_to_dict(p)
     return {
         "event_id": ids.history_event_id("procedure", p.id, repr(sorted(d.items()))),
@@ -238,12 +283,32 @@ def procedure_record(p: Procedure) -> dict[str, Any]:
         "interest_rate_percent": p.interest_rate_percent,
         "min_interest_amount": p.min_interest_amount,
         "auto_approve": p.auto_approve,
-        "levels": [
-            {"level": lv.level, "days_in_arrears": lv.days_in_arrears,
-             "min_item_amount": lv.min_item_amount, "min_total_amount": lv.min_total_amount,
-             "charge": lv.charge, "interest": lv.interest, "activities": list(lv.activities)}
-            for lv in p.levels
-        ],
+        "levels": [_level_record(lv) for lv in p.levels],
+        "day_count": None if p.day_count == ACT_365 else p.day_count,
+        "interest_base_rate": p.interest_base_rate,
+        "interest_spread_percent": p.interest_spread_percent,
+        "interest_base": None if p.interest_base == "open_amount" else p.interest_base,
+        "clearing_order": None if p.clearing_order == PRINCIPAL_FIRST else list(p.clearing_order),
+    }
+
+
+# ---------------------------------------------------------------- rates
+def rate_set(r: dict[str, Any]) -> RateSet:
+    """An `InterestRateSet` record (logical values) as a domain `RateSet`."""
+    try:
+        return RateSet(r["rate_id"], day(r["valid_from"]), Decimal(r["percent"]).normalize())
+    except RateError as exc:
+        raise Unusable("invalid_rate", str(exc)) from exc
+
+
+def rate_record(r: RateSet) -> dict[str, Any]:
+    """`InterestRateSet` of `r`; its event id is derived from its content, so applying
+    one file twice publishes the same records."""
+    valid_from = from_day(r.valid_from)
+    return {
+        "event_id": ids.history_event_id("rate", r.rate_id, valid_from.isoformat(),
+                                         str(r.percent)),
+        "rate_id": r.rate_id, "valid_from": valid_from, "percent": r.percent,
     }
 
 
@@ -324,7 +389,7 @@ def run_decision_refused(decision: str, record: dict[str, Any], run_id: str, rea
 # ---------------------------------------------------------------- outputs
 _MISSING = object()
 #: Schema field -> the domain attribute that holds it, where the names differ.
-_ALIASES = {"recorded_for": "as_of_date"}
+_ALIASES = {"recorded_for": "as_of_date", "from": "start", "to": "end"}
 
 
 Convert = Callable[[Any, "str | None"], Any]
@@ -347,7 +412,7 @@ def _compile(node: Any, names: dict[str, Any], raw: bool) -> Convert:
         return _optional(_compile(next(b for b in node if b != "null"), names, raw))
     kind, logical = node.get("type"), node.get("logicalType")
     if logical == "decimal":
-        return _money(node["scale"], raw)
+        return _rate(raw) if node["scale"] == RATE_SCALE else _money(node["scale"], raw)
     if logical == "date":
         return _raw_date if raw else _date
     if kind == "array":
@@ -370,6 +435,16 @@ def _money(scale: int, raw: bool) -> Convert:
             raise ValueError("money without a currency")
         return value * _scale_factor(currency, scale) if raw else from_minor(value, currency)
     return money
+
+
+def _rate(raw: bool) -> Convert:
+    """A rate (`Decimal` percent, decimal(12,6)), not money: no currency."""
+    def rate(value: Any, currency: str | None) -> Any:
+        if not raw:
+            return value
+        num, den = Decimal(value).as_integer_ratio()
+        return num * 10**RATE_SCALE // den
+    return rate
 
 
 def _raw_date(value: Any, currency: str | None) -> int:
@@ -469,12 +544,29 @@ def proposal_record_raw(p: Any) -> dict[str, Any]:
                    "days_in_arrears": i.days_in_arrears, "previous_level": i.previous_level,
                    "new_level": i.new_level, "reason": i.reason, "interest": i.interest * k,
                    "interest_from": None if i.interest_from is None
-                   else i.interest_from - EPOCH_ORDINAL} for i in p.items],
+                   else i.interest_from - EPOCH_ORDINAL,
+                   "interest_parts": None if i.interest_parts is None
+                   else [_part_raw(x, k) for x in i.interest_parts],
+                   "interest_reason": i.interest_reason} for i in p.items],
         "level_changes": [{"item_id": c.item_id, "previous_level": c.previous_level,
                            "new_level": c.new_level, "reason": c.reason}
                           for c in p.level_changes],
         "left_out": [{"item_id": o.item_id, "reason": o.reason} for o in p.left_out],
+        "activities_below_minimum": list(p.activities_below_minimum),
+        "pay_within_days": p.pay_within_days,
     }
+
+
+#: The scale of rates (`interest_rate_percent`, `rate_percent`): decimal(12,6).
+RATE_SCALE = 6
+
+
+def _part_raw(x: Any, k: int) -> dict[str, Any]:
+    """One `InterestPart` for `Codec.encode_raw` (amounts times `k`, the rate unscaled)."""
+    num, den = x.rate_percent.as_integer_ratio()
+    return {"from": x.start - EPOCH_ORDINAL, "to": x.end - EPOCH_ORDINAL, "days": x.days,
+            "rate_percent": num * 10**RATE_SCALE // den, "base_amount": x.base_amount * k,
+            "amount": x.amount * k, "day_count": x.day_count}
 
 
 def command_outputs(account: Any, notice: Any,

@@ -126,7 +126,7 @@ class ProposalRun:
                          procs: Any, outs: list[Out], w: Writes) -> dict[str, int]:
         account = stored.account
         c = {"evaluated": 1, "proposals": 0, "unknown": 0, "notices": 0, "commands": 0}
-        evaluation = propose(account, procs, as_of, run_id)
+        evaluation = propose(account, procs, as_of, run_id, self.procedures.rate_timelines())
         if evaluation.unknown_procedure:
             c["unknown"] = 1
         if not evaluation.proposals:

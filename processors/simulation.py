@@ -23,7 +23,7 @@ from domain.simulation import Simulation
 from processors.procedures import ProcedureCatalog
 from processors.state import StoredAccount
 from schemas.codec import Codec
-from topics.catalogue import PROCEDURES
+from topics.catalogue import PROCEDURES, RATES
 from topics.clients import latest_by_key, read_all
 from topics.tables import ACCOUNTS
 
@@ -61,26 +61,35 @@ def partitions_of(settings: Settings, account_ids: Iterable[str]) -> list[int]:
     return sorted({int(partitioner(a.encode(), everyone, [])) for a in account_ids})
 
 
+async def catalog_in_force(settings: Settings, codec: Codec) -> ProcedureCatalog:
+    """The procedures and reference rates a worker would hold after reading
+    `dunning.procedures` and `dunning.rates`."""
+    catalog = ProcedureCatalog(settings, codec)
+    for topic in (PROCEDURES, RATES):
+        for rec in await read_all(settings, topic, idle_timeout=0.2):
+            if rec.value is not None:
+                catalog.apply(rec.value)
+    return catalog
+
+
 async def procedures_in_force(settings: Settings, codec: Codec) -> dict[str, Procedure]:
     """The procedures a worker would hold after reading `dunning.procedures`."""
-    catalog = ProcedureCatalog(settings, codec)
-    for rec in await read_all(settings, PROCEDURES, idle_timeout=0.2):
-        if rec.value is not None:
-            catalog.apply(rec.value)
-    return dict(catalog.get())
+    return dict((await catalog_in_force(settings, codec)).get())
 
 
 async def simulate(settings: Settings, as_of: int, changes: Iterable[Procedure] = (),
                    account_ids: Iterable[str] | None = None,
                    progress: Progress | None = None) -> SimulationRun:
     codec = Codec.from_settings(settings)
-    in_force = await procedures_in_force(settings, codec)
+    catalog = await catalog_in_force(settings, codec)
+    in_force = dict(catalog.get())
     changed = {p.id: p for p in changes}
     simulated = {**in_force, **changed} if changed else in_force
     wanted = set(account_ids) if account_ids is not None else None
     parts = (partitions_of(settings, wanted) if wanted is not None
              else list(range(settings.partitions)))
-    run = SimulationRun(Simulation(as_of), changelog_of(settings), parts, in_force,
+    simulation = Simulation(as_of, rates=dict(catalog.rate_timelines()))
+    run = SimulationRun(simulation, changelog_of(settings), parts, in_force,
                         simulated, sorted(changed))
     found: set[str] = set()
     done = 0

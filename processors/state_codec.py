@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import msgpack
 
 from domain.commands import Recipient
 from domain.events import Allocation, Installment, PostalAddress
+from domain.interest import InterestPart
 from domain.money import minor_units
 from domain.procedures import ACTIVITIES
 from domain.state import (
@@ -108,6 +110,28 @@ _Proposal = _maker(Proposal)
 _ProposedItem = _maker(ProposedItem)
 _LevelChange = _maker(LevelChange)
 _LeftOut = _maker(LeftOutItem)
+
+
+def _pack_parts(parts: tuple[InterestPart, ...] | None, reason: str | None) -> list[Any]:
+    """The optional tail of a proposed item or notice line (RULES.md section 9): empty
+    with today's rule, so older rows read unchanged and unchanged rows stay the same."""
+    if parts is None and reason is None:
+        return []
+    parts = parts or ()
+    return [
+        [[x.start, x.end, x.days, str(x.rate_percent), x.base_amount, x.amount, x.day_count]
+         for x in parts],
+        reason,
+    ]
+
+
+def _unpack_tail(row: Any, width: int) -> tuple[tuple[InterestPart, ...] | None, str | None]:
+    if len(row) <= width:
+        return None, None
+    parts = tuple(
+        InterestPart(x[0], x[1], x[2], Decimal(x[3]), x[4], x[5], x[6]) for x in row[width]
+    )
+    return parts, row[width + 1]
 
 
 _HEX = frozenset("0123456789abcdef")
@@ -204,6 +228,7 @@ def _pack_notice(n: ExecutedNotice, master: Master | None) -> list[Any]:
                 ln.interest,
                 ln.open_amount,
                 ln.due_day,
+                *_pack_parts(ln.interest_parts, ln.interest_reason),
             ]
             for ln in n.lines
         ],
@@ -211,6 +236,7 @@ def _pack_notice(n: ExecutedNotice, master: Master | None) -> list[Any]:
         language,
         recipient,
         n.reversed_items,
+        *([n.pay_within_days] if n.pay_within_days != 14 else []),
     ]
 
 
@@ -241,6 +267,7 @@ def _pack_proposal(p: Proposal) -> list[Any]:
                 i.interest_from,
                 i.last_dunned_date,
                 i.interest_until_date,
+                *_pack_parts(i.interest_parts, i.interest_reason),
             ]
             for i in p.items
         ],
@@ -248,6 +275,11 @@ def _pack_proposal(p: Proposal) -> list[Any]:
         [[x.item_id, x.reason] for x in p.left_out],
         p.auto_approve,
         p.last_notice_date,
+        *(
+            [[_ACTIVITY_INDEX[a] for a in p.activities_below_minimum], p.pay_within_days]
+            if p.activities_below_minimum or p.pay_within_days != 14
+            else []
+        ),
     ]
 
 
@@ -357,11 +389,12 @@ def _unpack_notice(r: Any, master: Master | None) -> ExecutedNotice:
         tuple([ACTIVITIES[a] for a in r[6]]),
         r[7],
         r[8],
-        tuple([_Line(*x) for x in r[9]]),
+        tuple([_Line(*x[:9], *_unpack_tail(x, 9)) for x in r[9]]),
         r[10],
         language,
         recipient,
         r[13],
+        r[14] if len(r) > 14 else 14,
     )
 
 
@@ -379,11 +412,13 @@ def _unpack_proposal(r: Any, account_id: str) -> Proposal:
         r[8],
         r[9],
         r[10],
-        tuple([_ProposedItem(*i) for i in r[11]]),
+        tuple([_ProposedItem(*i[:12], *_unpack_tail(i, 12)) for i in r[11]]),
         tuple([_LevelChange(*c) for c in r[12]]),
         tuple([_LeftOut(*x) for x in r[13]]),
         r[14],
         r[15],
+        tuple([ACTIVITIES[a] for a in r[16]]) if len(r) > 16 else (),
+        r[17] if len(r) > 17 else 14,
     )
 
 

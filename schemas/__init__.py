@@ -59,6 +59,7 @@ TOPICS: dict[str, str] = {
     "PaymentRunCompleted": "billing.payment-runs",
     "DunningProcedureDefined": "dunning.procedures",
     "RunScheduleSet": "dunning.schedules",
+    "InterestRateSet": "dunning.rates",
     "ProposalApproved": "dunning.decisions",
     "ProposalRejected": "dunning.decisions",
     "RunApproved": "dunning.decisions",

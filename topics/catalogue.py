@@ -51,6 +51,7 @@ DUE_DATES = "billing.due-dates"
 PAYMENT_RUNS = "billing.payment-runs"
 PROCEDURES = "dunning.procedures"
 SCHEDULES = "dunning.schedules"
+RATES = "dunning.rates"
 DECISIONS = "dunning.decisions"
 RUNS = "dunning.runs"
 PROPOSALS = "dunning.proposals"
@@ -83,6 +84,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               doc="Dunning procedures, the latest per id."),
     TopicSpec(SCHEDULES, ("schedule_id",), partitions=1, cleanup_policy="compact",
               doc="The run schedule: when proposal and activity runs start."),
+    TopicSpec(RATES, ("rate_id|valid_from",), partitions=1, cleanup_policy="compact",
+              doc="Reference interest rates, the latest per rate id and valid-from date."),
     TopicSpec(DECISIONS, ("proposal_id", "run_id", "payment_run_id", "notice_id"), partitions=1,
               doc="Review decisions and requests, in the order they were taken."),
     TopicSpec(RUNS, ("run_id",), partitions=1, doc="Run lifecycle."),

@@ -19,12 +19,13 @@ DEFAULT_KEY = ("account_id",)
 
 
 def key_for(topic: str, record: dict[str, Any]) -> bytes | None:
-    """The key of a record on a catalogue topic: its first key field that is set."""
+    """The key of a record on a catalogue topic: its first key field that is set. A key
+    field ``a|b`` is the fields ``a`` and ``b`` joined by ``|`` (dates in ISO form)."""
     spec = BY_NAME.get(topic)
     for name in spec.key if spec is not None else DEFAULT_KEY:
-        value = record.get(name)
-        if value:
-            return str(value).encode()
+        values = [record.get(n) for n in name.split("|")]
+        if all(values):
+            return "|".join(str(v) for v in values).encode()
     return None
 
 

@@ -6,13 +6,14 @@ import argparse
 import csv
 import io
 import json
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from audit.cli import register
 from audit.report import account_json, amount, export_csv, export_json, render_table
-from tests.unit.audit.builders import D1, encoded, log, replay, story
+from tests.unit.audit.builders import D1, change, encoded, log, notice, replay, story
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +146,30 @@ def test_each_notice_says_when_its_run_started_and_for_which_scheduled_start(reb
     assert ("run PR-2/1 started 2026-12-11T05:00:04+00:00, scheduled for "
             "2026-12-11T05:00:00+00:00 (catching up 2 missed starts)") in table
     assert "run_scheduled_at" not in account_json(rebuilt)["notices"][0]  # runs not read
+
+
+def test_the_replay_shows_each_part_of_an_items_interest_and_an_unknown_rate():
+    """A notice with two items: one with two interest parts (a rate change on 01.11.), one
+    without interest for want of a rate (RULES.md section 9)."""
+    as_of, due = date(2026, 12, 1), date(2026, 10, 2)
+    cut = date(2026, 11, 1)
+    parts = [
+        {"from": due, "to": cut, "days": 30, "rate_percent": Decimal("8"),
+         "base_amount": Decimal("1000.00"), "amount": Decimal("6.67"), "day_count": "act/360"},
+        {"from": cut, "to": as_of, "days": 30, "rate_percent": Decimal("9"),
+         "base_amount": Decimal("1000.00"), "amount": Decimal("7.50"), "day_count": "act/360"},
+    ]  # fmt: skip
+    charged = {**change("I-1", (0, None, None), (1, as_of, as_of), interest="14.17"),
+               "interest_parts": parts, "interest_reason": None}
+    unknown = {**change("I-2", (0, None, None), (1, as_of, None)),
+               "interest_parts": [], "interest_reason": "rate_unknown"}
+    record = notice("ACC-9", "R/1", as_of, 1, [charged, unknown], interest="14.17")
+    accounts, _ = replay(log(encoded([record])))
+    acc = accounts["ACC-9"]
+    text = render_table(acc)
+    assert "interest 2026-10-02..2026-11-01 30 days act/360 8 % on 1000.000: 6.670" in text
+    assert "interest 2026-11-01..2026-12-01 30 days act/360 9 % on 1000.000: 7.500" in text
+    assert "(rate_unknown)" in text
+    (n,) = account_json(acc)["notices"]
+    assert [len(i.get("interest_parts", [])) for i in n["items"]] == [2, 0]
+    assert n["items"][1]["interest_reason"] == "rate_unknown"

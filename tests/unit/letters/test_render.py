@@ -162,3 +162,23 @@ def test_json_round_trip_renders_the_same() -> None:
     again = Letter.from_json(letter.to_json())
     assert again == letter
     assert render(again, LETTERHEAD).pdf == render(letter, LETTERHEAD).pdf
+
+
+def test_a_line_per_interest_part() -> None:
+    """Two parts of the first item (a rate change on 01.03.2025): one line each, with its
+    dates, days, day count, rate, base and amount (RULES.md section 9)."""
+    record = letter_record(language="de")
+    record["items"][0]["interest_parts"] = [
+        {"from": date(2025, 2, 14), "to": date(2025, 3, 1), "days": 15, "rate_percent":
+         Decimal("9.0"), "base_amount": Decimal("1234.56"), "amount": Decimal("4.57"),
+         "day_count": "act/365"},
+        {"from": date(2025, 3, 1), "to": date(2025, 3, 31), "days": 30, "rate_percent":
+         Decimal("10.0"), "base_amount": Decimal("1234.56"), "amount": Decimal("10.15"),
+         "day_count": "act/365"},
+    ]  # fmt: skip
+    letter = Letter.from_record(record)
+    text = text_of(render(letter, LETTERHEAD).pdf)
+    assert "14.02.2025 - 01.03.2025, 15 (act/365), 9 %, 1.234,56 €: 4,57 €" in text
+    assert "01.03.2025 - 31.03.2025, 30 (act/365), 1E+1 %" not in text
+    assert "30 (act/365), 10 %, 1.234,56 €: 10,15 €" in text
+    assert Letter.from_record(letter.to_json()) == letter

@@ -35,6 +35,7 @@ NOTICE_ITEMS = [
         "days_in_arrears": 45,
         "open_amount": D("119.00"),
         "level": 2,
+        "interest_parts": None,
     },
     {
         "item_id": "INV-2025-0203/1",
@@ -43,6 +44,7 @@ NOTICE_ITEMS = [
         "days_in_arrears": 28,
         "open_amount": D("45.50"),
         "level": 1,
+        "interest_parts": None,
     },
 ]
 
@@ -57,6 +59,8 @@ ITEM_CHANGES = [
         "old_interest_until": None,
         "new_interest_until": AS_OF,
         "interest": D("1.32"),
+        "interest_parts": None,
+        "interest_reason": None,
     },
     {
         "item_id": "INV-2025-0203/1",
@@ -68,6 +72,8 @@ ITEM_CHANGES = [
         "old_interest_until": None,
         "new_interest_until": AS_OF,
         "interest": D("0.31"),
+        "interest_parts": None,
+        "interest_reason": None,
     },
 ]
 
@@ -220,6 +226,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "charge": D("0.00"),
                 "interest": False,
                 "activities": ["letter"],
+                "charge_percent": None,
+                "charge_min": None,
+                "charge_max": None,
+                "pay_within_days": None,
+                "activity_min_amounts": None,
             },
             {
                 "level": 2,
@@ -229,6 +240,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "charge": D("5.00"),
                 "interest": True,
                 "activities": ["letter"],
+                "charge_percent": None,
+                "charge_min": None,
+                "charge_max": None,
+                "pay_within_days": None,
+                "activity_min_amounts": None,
             },
             {
                 "level": 3,
@@ -238,8 +254,24 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "charge": D("10.00"),
                 "interest": True,
                 "activities": ["letter", "lock", "workflow"],
+                "charge_percent": D("1.5"),
+                "charge_min": D("5.00"),
+                "charge_max": D("50.00"),
+                "pay_within_days": 7,
+                "activity_min_amounts": [{"activity": "lock", "amount": D("100.00")}],
             },
         ],
+        "day_count": None,
+        "interest_base_rate": None,
+        "interest_spread_percent": None,
+        "interest_base": None,
+        "clearing_order": None,
+    },
+    "InterestRateSet": {
+        "event_id": "rate-DE-BASIS-2025-01-01",
+        "rate_id": "DE-BASIS",
+        "valid_from": date(2025, 1, 1),
+        "percent": D("2.27"),
     },
     "RunScheduleSet": {
         "event_id": "sched-0001",
@@ -353,6 +385,18 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "reason": "advanced",
                 "interest": D("1.320"),
                 "interest_from": date(2025, 2, 14),
+                "interest_parts": [
+                    {
+                        "from": date(2025, 2, 14),
+                        "to": date(2025, 3, 31),
+                        "days": 45,
+                        "rate_percent": D("9.0"),
+                        "base_amount": D("119.00"),
+                        "amount": D("1.32"),
+                        "day_count": "act/365",
+                    }
+                ],
+                "interest_reason": None,
             },
             {
                 "item_id": "INV-2025-0203/1",
@@ -365,6 +409,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "reason": "advanced",
                 "interest": D("0.314"),
                 "interest_from": date(2025, 3, 3),
+                "interest_parts": None,
+                "interest_reason": None,
             },
         ],
         "level_changes": [
@@ -376,6 +422,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
             }
         ],
         "left_out": [{"item_id": "INV-2025-0117/2", "reason": "locked"}],
+        "activities_below_minimum": [],
+        "pay_within_days": 14,
     },
     # -- commands -------------------------------------------------------------------------
     "PrintDunningLetter": {
@@ -573,7 +621,10 @@ def to_raw(value: Any) -> Any:
     return _to_raw(value, None)
 
 
-_RATE_FIELDS = frozenset({"interest_rate_percent"})
+_RATE_FIELDS = frozenset(
+    {"interest_rate_percent", "interest_spread_percent", "charge_percent", "rate_percent",
+     "percent"}
+)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 

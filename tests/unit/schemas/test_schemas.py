@@ -23,6 +23,7 @@ CONTRACT_TOPICS = {
     "billing.payment-runs": {"PaymentRunCompleted"},
     "dunning.procedures": {"DunningProcedureDefined"},
     "dunning.schedules": {"RunScheduleSet"},
+    "dunning.rates": {"InterestRateSet"},
     "dunning.decisions": {
         "ProposalApproved",
         "ProposalRejected",
@@ -176,6 +177,8 @@ def test_amount_fields_are_money_dates_are_dates() -> None:
 def test_nested_types_are_defined_once_in_shared_files() -> None:
     shared = {"_" + n.rsplit(".", 1)[-1] for n in schemas._shared()}
     assert shared == {
+        "_ActivityMinAmount",
+        "_InterestPart",
         "_InvoiceItem",
         "_Allocation",
         "_Installment",
@@ -200,7 +203,9 @@ def test_raw_is_self_contained_and_a_fresh_copy() -> None:
     b = schemas.raw("PrintDunningLetter")
     assert b["fields"]
     defined = [n["name"] for n in walk(b) if n.get("type") == "record"]
-    assert defined == ["PrintDunningLetter", "Recipient", "PostalAddress", "NoticeItem"]
+    assert defined == [
+        "PrintDunningLetter", "Recipient", "PostalAddress", "NoticeItem", "InterestPart"
+    ]  # fmt: skip
 
 
 def test_field_order_follows_the_architecture() -> None:
@@ -208,7 +213,7 @@ def test_field_order_follows_the_architecture() -> None:
     assert fields == [
         "event_id", "proposal_id", "run_id", "account_id", "procedure_id", "dunning_group",
         "currency", "as_of_date", "level", "activities", "charge", "interest", "total_due",
-        "items", "level_changes", "left_out",
+        "items", "level_changes", "left_out", "activities_below_minimum", "pay_within_days",
     ]  # fmt: skip
     history = [f["name"] for f in schemas.raw("ItemLevelChanged")["fields"]]
     assert history == [
