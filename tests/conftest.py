@@ -1,7 +1,9 @@
-"""Fixtures shared by every test package: one embedded broker per test session."""
+"""Fixtures shared by every test package: one embedded broker per test session (per
+pytest-xdist worker: the README's command runs the tests on two)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,3 +29,14 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 def unique() -> str:
     """A fresh name part, so tests never share topics or app ids."""
     return uuid.uuid4().hex[:8]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Tests that run a command in-process leave its log handler on the root logger,
+    writing to a stream pytest closes at the end; a late record (a client's shutdown)
+    would then print a logging error. The session is over: drop those handlers."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler):
+            root.removeHandler(handler)
