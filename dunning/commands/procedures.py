@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from domain.procedures import ProcedureError, parse_procedures
-from dunning.commands.common import settings
+from dunning.commands.common import publish_records, read_yaml, settings
 from processors.convert import procedure_record
-from topics.broker import ensure_broker
 from topics.catalogue import PROCEDURES
-from topics.clients import publish
 
 
 def cmd_procedures(args: argparse.Namespace) -> int:
     s = settings()
-    try:
-        data = yaml.safe_load(Path(args.file).read_text())
-        procedures = parse_procedures(data)
-    except (OSError, yaml.YAMLError, ProcedureError) as exc:
-        raise SystemExit(f"dunning: {args.file}: {exc}") from exc
-    ensure_broker(s)
+    procedures = read_yaml(args.file, parse_procedures, (ProcedureError,))
     records = [("DunningProcedureDefined", procedure_record(p)) for p in procedures]
-    n = asyncio.run(publish(s, PROCEDURES, records))
+    n = publish_records(s, PROCEDURES, records)
     print(f"published {n} procedures: {', '.join(p.id for p in procedures)}")
     return 0
 

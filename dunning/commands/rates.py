@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from domain.rates import RateError, parse_rates
-from dunning.commands.common import settings
+from dunning.commands.common import publish_records, read_yaml, settings
 from processors.convert import rate_record
-from topics.broker import ensure_broker
 from topics.catalogue import RATES
-from topics.clients import publish
 
 
 def cmd_rates(args: argparse.Namespace) -> int:
     s = settings()
-    try:
-        rates = parse_rates(yaml.safe_load(Path(args.file).read_text()))
-    except (OSError, yaml.YAMLError, RateError) as exc:
-        raise SystemExit(f"dunning: {args.file}: {exc}") from exc
-    ensure_broker(s)
-    records = [("InterestRateSet", rate_record(r)) for r in rates]
-    n = asyncio.run(publish(s, RATES, records))
+    rates = read_yaml(args.file, parse_rates, (RateError,))
+    n = publish_records(s, RATES, [("InterestRateSet", rate_record(r)) for r in rates])
     print(f"published {n} rates: {', '.join(sorted({r.rate_id for r in rates}))}")
     return 0
 

@@ -7,17 +7,14 @@ import argparse
 import asyncio
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from domain.run_calendar import RunSchedule, ScheduleError, next_start, parse_schedule
-from dunning.commands.common import settings
+from dunning.commands.common import publish_records, read_yaml, settings
 from processors.convert import new_event_id, schedule, schedule_record
 from topics.broker import ensure_broker
 from topics.catalogue import SCHEDULES
-from topics.clients import publish, read_all
+from topics.clients import read_all
 
 #: Starts `schedule show` lists.
 SHOWN = 3
@@ -31,14 +28,9 @@ def _apply(args: argparse.Namespace) -> int:
     if not args.file:
         raise SystemExit("dunning: schedule apply needs a FILE.yaml")
     s = settings()
-    try:
-        data = yaml.safe_load(Path(args.file).read_text())
-        sched = parse_schedule(data, set_at=int(time.time()), set_by=args.by)
-    except (OSError, yaml.YAMLError, ScheduleError) as exc:
-        raise SystemExit(f"dunning: {args.file}: {exc}") from exc
-    ensure_broker(s)
-    asyncio.run(publish(s, SCHEDULES, [("RunScheduleSet",
-                                        schedule_record(sched, new_event_id()))]))
+    sched = read_yaml(args.file, lambda data: parse_schedule(
+        data, set_at=int(time.time()), set_by=args.by), (ScheduleError,))
+    publish_records(s, SCHEDULES, [("RunScheduleSet", schedule_record(sched, new_event_id()))])
     print(f"published schedule {sched.schedule_id}")
     for line in describe(sched, int(time.time())):
         print(line)

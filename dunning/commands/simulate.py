@@ -10,18 +10,16 @@ import asyncio
 import os
 import sys
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from config.logs import configure
 from domain.money import from_minor
 from domain.procedures import ProcedureError, parse_procedures
 from domain.simulation import Simulation, SummaryKey, Totals
 from domain.state import Proposal
-from dunning.commands.common import settings
+from dunning.commands.common import read_yaml, settings
 from processors import convert
 from processors.simulation import SimulationRun, simulate
 from schemas.jsonio import to_json
@@ -38,10 +36,7 @@ def _as_of(text: str) -> date:
 def _changes(path: str | None) -> tuple[Any, ...]:
     if path is None:
         return ()
-    try:
-        return parse_procedures(yaml.safe_load(Path(path).read_text()))
-    except (OSError, yaml.YAMLError, ProcedureError) as exc:
-        raise SystemExit(f"dunning: {path}: {exc}") from exc
+    return read_yaml(path, parse_procedures, (ProcedureError,))
 
 
 def _lower_priority(priority: str) -> None:
