@@ -9,6 +9,20 @@ import sys
 import structlog
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is emitted, not to the stream it
+    was when the handler was made (a replaced stream may be closed by then: a command run
+    in-process by a test, whose late records came from a client's background task)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def configure(log_format: str = "console", level: str = "INFO") -> None:
     numeric = getattr(logging, level.upper(), logging.INFO)
     renderer: structlog.types.Processor = (
@@ -27,7 +41,7 @@ def configure(log_format: str = "console", level: str = "INFO") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])

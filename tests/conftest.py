@@ -3,7 +3,6 @@ pytest-xdist worker: the README's command runs the tests on two)."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,13 +29,3 @@ def unique() -> str:
     """A fresh name part, so tests never share topics or app ids."""
     return uuid.uuid4().hex[:8]
 
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Tests that run a command in-process leave its log handler on the root logger,
-    writing to a stream pytest closes at the end; a late record (a client's shutdown)
-    would then print a logging error. The session is over: drop those handlers."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logging.StreamHandler) and not isinstance(
-                handler, logging.FileHandler):
-            root.removeHandler(handler)
