@@ -27,7 +27,6 @@ from typing import Any
 
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 
 from config.settings import Settings
 from config.worker_env import worker_env as dunning_worker_env
@@ -37,6 +36,7 @@ from schemas.codec import Codec
 from topics.broker import EmbeddedBroker, free_port
 from topics.catalogue import PROCEDURES as PROCEDURES_TOPIC
 from topics.catalogue import RUNS
+from topics.clients import partition_of
 from topics.provision import apply_topics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,16 +105,6 @@ async def provision(settings: Settings, procedures: list[dict[str, Any]] | None 
 
 
 # ------------------------------------------------------------------ publishing
-_PARTITIONER = DefaultPartitioner()
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition the Kafka default partitioner (murmur2 of the key) gives `key`: the
-    same as aiokafka's `DefaultPartitioner`, which `dunning produce` uses."""
-    every = list(range(partitions))
-    return _PARTITIONER(key, every, every)
-
-
 Grouped = dict[tuple[str, int], list[tuple[bytes, bytes]]]
 
 

@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Any
 
 from aiokafka import errors as kafka_errors
-from aiokafka.partitioner import DefaultPartitioner
 
 from config.settings import Settings
 from processors import faust_private, limits, messages
@@ -24,6 +23,7 @@ from processors.state import StoredAccount
 from processors.writes import Out, Writes
 from schemas.codec import Codec
 from topics import catalogue as cat
+from topics.clients import partition_of
 
 #: What a broker says about a record it will not take (whatever the batch or the moment).
 REFUSALS = (
@@ -68,7 +68,6 @@ class Outbox:
         #: changelog topic -> table, for a refused commit's changelog repair
         self.tables = {t.changelog_topic.get_topic_name(): t for t in tables}
         self._partition_counts: dict[str, int] = {}
-        self._partitioner = DefaultPartitioner()
 
     # ------------------------------------------------------------------ records
     def record(self, topic: str, rtype: str, record: dict[str, Any], key: str | None,
@@ -113,7 +112,7 @@ class Outbox:
         count = self._partition_counts.get(topic)
         if count is None:
             count = self._partition_counts[topic] = len(await producer.partitions_for(topic))
-        return int(self._partitioner(key, list(range(count)), []))
+        return partition_of(key, count)
 
     async def send(self, outs: Iterable[Out]) -> Offsets:
         """Send and wait until the broker has every record. Records are grouped into one

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
-from aiokafka.partitioner import DefaultPartitioner
 
 from config.settings import Settings
 from domain.procedures import Procedure
@@ -24,7 +23,7 @@ from processors.procedures import ProcedureCatalog
 from processors.state import StoredAccount
 from schemas.codec import Codec
 from topics.catalogue import PROCEDURES, RATES
-from topics.clients import latest_by_key, read_all
+from topics.clients import latest_by_key, partition_of, read_all
 from topics.tables import ACCOUNTS
 
 log = structlog.get_logger("dunning.simulate")
@@ -56,9 +55,7 @@ def changelog_of(settings: Settings) -> str:
 def partitions_of(settings: Settings, account_ids: Iterable[str]) -> list[int]:
     """The account partitions the accounts live on (murmur2 of the id, as the producers
     and the worker put them)."""
-    partitioner = DefaultPartitioner()
-    everyone = list(range(settings.partitions))
-    return sorted({int(partitioner(a.encode(), everyone, [])) for a in account_ids})
+    return sorted({partition_of(a.encode(), settings.partitions) for a in account_ids})
 
 
 async def catalog_in_force(settings: Settings, codec: Codec) -> ProcedureCatalog:
@@ -70,11 +67,6 @@ async def catalog_in_force(settings: Settings, codec: Codec) -> ProcedureCatalog
             if rec.value is not None:
                 catalog.apply(rec.value)
     return catalog
-
-
-async def procedures_in_force(settings: Settings, codec: Codec) -> dict[str, Procedure]:
-    """The procedures a worker would hold after reading `dunning.procedures`."""
-    return dict((await catalog_in_force(settings, codec)).get())
 
 
 async def simulate(settings: Settings, as_of: int, changes: Iterable[Procedure] = (),

@@ -73,9 +73,9 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _amount(value: Decimal, currency: str) -> str:
-    """An amount as its currency writes it (the wire's scale is 3)."""
-    return str(from_minor(to_minor(value, currency), currency))
+def amount_text(value: Decimal | str, currency: str) -> str:
+    """An amount of a record as its currency writes it (the wire's scale is 3)."""
+    return str(from_minor(to_minor(Decimal(str(value)), currency), currency))
 
 
 def _json(record: dict[str, Any]) -> bytes:
@@ -362,8 +362,8 @@ def _proposed(db: sqlite3.Connection, r: dict[str, Any]) -> None:
         (r["proposal_id"], r["run_id"], r["account_id"], r["procedure_id"],
          r["dunning_group"], r["currency"],
          max((i["previous_level"] for i in items), default=0), r["level"], len(items),
-         _amount(r["charge"], r["currency"]), _amount(r["interest"], r["currency"]),
-         _amount(r["total_due"], r["currency"]), to_minor(r["total_due"], r["currency"]),
+         amount_text(r["charge"], r["currency"]), amount_text(r["interest"], r["currency"]),
+         amount_text(r["total_due"], r["currency"]), to_minor(r["total_due"], r["currency"]),
          _json(r)))
 
 

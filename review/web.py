@@ -20,17 +20,18 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import jinja2
+import orjson
 import structlog
 from aiohttp import web
 
 from domain.ids import NAMESPACE
-from domain.money import from_minor, to_minor
+from domain.money import from_minor
 from letters.config import LetterSettings
 from letters.model import BadLetter, Letter
 from letters.render import render
 from review.auth import COOKIE, Auth
 from review.feed import Feed
-from review.store import SORTS, Filter, ReviewStore
+from review.store import SORTS, Filter, ReviewStore, amount_text
 from review.whatif import BAD_INPUT, run_whatif
 from schemas.codec import Codec
 
@@ -66,11 +67,6 @@ def templates() -> jinja2.Environment:
 
 CTX = web.AppKey("ctx", Context)
 USER = web.RequestKey("user", str)
-
-
-def amount_text(value: Any, currency: str) -> str:
-    """An amount of a record (scale 3 on the wire) in its currency's minor unit."""
-    return str(from_minor(to_minor(Decimal(str(value)), currency), currency))
 
 
 def _ctx(request: web.Request) -> Context:
@@ -210,8 +206,6 @@ async def proposal_page(request: web.Request) -> web.Response:
 
 
 def _json_or_none(body: bytes) -> Any:
-    import orjson
-
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from config.settings import Settings
 from schemas.codec import Codec
@@ -16,6 +17,16 @@ from topics.catalogue import BY_NAME
 
 #: The key fields of a topic the catalogue does not know.
 DEFAULT_KEY = ("account_id",)
+
+
+_PARTITIONER = DefaultPartitioner()
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition the Kafka default partitioner (murmur2 of the key) gives `key` among
+    `partitions`: where upstream producers, `dunning produce` and the worker put it."""
+    every = list(range(partitions))
+    return int(_PARTITIONER(key, every, every))
 
 
 def key_for(topic: str, record: dict[str, Any]) -> bytes | None:
