@@ -112,13 +112,7 @@ def run_demo(settings: Settings, accounts: int = 300, serve: bool | None = None)
 def _unapproved_run(settings: Settings, as_of: date) -> str:
     """One more payment run, whose proposals are left for a clerk (CONSUMER's are
     auto-approved: the others wait)."""
-    payment_run_id = f"PR-{as_of.isoformat()}"
-    asyncio.run(publish(settings, PAYMENT_RUNS, [("PaymentRunCompleted", {
-        "event_id": f"demo-{payment_run_id}", "run_id": payment_run_id, "as_of_date": as_of,
-        "completed_at": datetime.combine(as_of, datetime.min.time(), UTC), "payment_count": None,
-    })]))
-    run_id = f"{payment_run_id}/1"
-    completed = asyncio.run(_wait_record(settings, RUNS, "ProposalRunCompleted", run_id))
+    run_id, completed = _proposal_run(settings, f"PR-{as_of.isoformat()}", as_of)
     say(f"{as_of}: proposal run {run_id}: {completed['proposals']} proposals, not approved")
     return run_id
 
@@ -211,15 +205,21 @@ def _month(settings: Settings, accounts: int) -> None:
         _payment_run(settings, f"PR-{as_of.isoformat()}", as_of)
 
 
-def _payment_run(settings: Settings, payment_run_id: str, as_of: date) -> None:
-    """One payment run: the proposal run it starts, then approval of what is left."""
-    t_run = time.monotonic()
+def _proposal_run(settings: Settings, payment_run_id: str,
+                  as_of: date) -> tuple[str, dict[str, Any]]:
+    """Publish a completed payment run; its proposal run id and ProposalRunCompleted."""
     asyncio.run(publish(settings, PAYMENT_RUNS, [("PaymentRunCompleted", {
         "event_id": f"demo-{payment_run_id}", "run_id": payment_run_id, "as_of_date": as_of,
         "completed_at": datetime.combine(as_of, datetime.min.time(), UTC), "payment_count": None,
     })]))
     run_id = f"{payment_run_id}/1"
-    completed = asyncio.run(_wait_record(settings, RUNS, "ProposalRunCompleted", run_id))
+    return run_id, asyncio.run(_wait_record(settings, RUNS, "ProposalRunCompleted", run_id))
+
+
+def _payment_run(settings: Settings, payment_run_id: str, as_of: date) -> None:
+    """One payment run: the proposal run it starts, then approval of what is left."""
+    t_run = time.monotonic()
+    run_id, completed = _proposal_run(settings, payment_run_id, as_of)
     proposal_seconds = time.monotonic() - t_run
     t_act = time.monotonic()
     asyncio.run(publish(settings, "dunning.decisions", [(
