@@ -372,7 +372,7 @@ def activity_done(run_id: str, totals: dict[str, int], auto: bool = False) -> di
     not_executed = totals.get("not_executed", 0)
     return {"event_id": ids.history_event_id("activity-done", run_id, "auto" if auto else ""),
             "run_id": run_id, "notices": totals["notices"], "commands": totals["commands"],
-            "not_executed": not_executed, "completed_at": _now()}
+            "not_executed": not_executed, "auto_approved": auto, "completed_at": _now()}
 
 
 def run_decision_refused(decision: str, record: dict[str, Any], run_id: str, reason: str,

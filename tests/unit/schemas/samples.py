@@ -347,6 +347,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "commands": 1_402_877,
         "completed_at": datetime(2025, 4, 1, 6, 0, tzinfo=UTC),
         "not_executed": 4,
+        "auto_approved": False,
     },
     "RunDecisionRefused": {
         "event_id": "rdr-0001",
