@@ -22,7 +22,6 @@ from domain.interest import ACT_365
 from domain.money import UnknownCurrency, from_minor, minor_units, to_milli, to_minor
 from domain.procedures import (
     DEFAULT_PAY_WITHIN_DAYS,
-    PRINCIPAL_FIRST,
     Level,
     Procedure,
     ProcedureError,
@@ -250,7 +249,8 @@ def procedure(r: dict[str, Any]) -> Procedure:
             interest_base_rate=r.get("interest_base_rate"),
             interest_spread_percent=_dec(r.get("interest_spread_percent")),
             interest_base=r.get("interest_base") or "open_amount",
-            clearing_order=tuple(r.get("clearing_order") or PRINCIPAL_FIRST),
+            clearing_order=None if r.get("clearing_order") is None
+            else tuple(r["clearing_order"]),
         )
     except ProcedureError as exc:
         raise Unusable("invalid_procedure", str(exc)) from exc
@@ -288,7 +288,7 @@ def procedure_record(p: Procedure) -> dict[str, Any]:
         "interest_base_rate": p.interest_base_rate,
         "interest_spread_percent": p.interest_spread_percent,
         "interest_base": None if p.interest_base == "open_amount" else p.interest_base,
-        "clearing_order": None if p.clearing_order == PRINCIPAL_FIRST else list(p.clearing_order),
+        "clearing_order": None if p.clearing_order is None else list(p.clearing_order),
     }
 
 
