@@ -523,7 +523,21 @@ def to_avro(record_type: str, obj: Any, *, raw: bool = False, **fields: Any) -> 
 def proposal_record(p: Any, raw: bool = False) -> dict[str, Any]:
     if raw:
         return proposal_record_raw(p)
+    if p.claims:
+        return to_avro("DunningProposed", p, event_id=p.proposal_id,
+                       items=[*p.items, *claim_rows(p)])
     return to_avro("DunningProposed", p, event_id=p.proposal_id)
+
+
+def claim_rows(p: Any) -> list[dict[str, Any]]:
+    """The charge and interest items of earlier notices a proposal lists (RULES.md decision
+    12), as `ProposedItem` rows after its items: `kind` says which, `invoice_id` is their
+    notice, levels 0, no interest of their own."""
+    return [{"item_id": c.item_id, "invoice_id": c.notice_id, "open_amount": c.open_amount,
+             "due_date": c.due_day, "days_in_arrears": p.as_of_date - c.due_day,
+             "previous_level": 0, "new_level": 0, "reason": "claim", "interest": 0,
+             "interest_from": None, "interest_parts": None, "interest_reason": None,
+             "kind": c.kind} for c in p.claims]
 
 
 def proposal_record_raw(p: Any) -> dict[str, Any]:
@@ -547,7 +561,9 @@ def proposal_record_raw(p: Any) -> dict[str, Any]:
                    else i.interest_from - EPOCH_ORDINAL,
                    "interest_parts": None if i.interest_parts is None
                    else [_part_raw(x, k) for x in i.interest_parts],
-                   "interest_reason": i.interest_reason} for i in p.items],
+                   "interest_reason": i.interest_reason, "kind": None} for i in p.items]
+        + [{**row, "open_amount": row["open_amount"] * k,
+            "due_date": row["due_date"] - EPOCH_ORDINAL} for row in claim_rows(p)],
         "level_changes": [{"item_id": c.item_id, "previous_level": c.previous_level,
                            "new_level": c.new_level, "reason": c.reason}
                           for c in p.level_changes],
