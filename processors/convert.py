@@ -35,7 +35,7 @@ from domain.run_calendar import (
     schedule_from_dict,
     schedule_to_dict,
 )
-from domain.settlement import credit, plan_status
+from domain.settlement import credit, open_claims, plan_status
 from domain.state import CANCELLED, CLOSED, IN_PLAN, OPEN, notice_ids
 from processors.deadletter import Unusable
 from schemas.codec import EPOCH_ORDINAL
@@ -707,7 +707,20 @@ def account_json(a: Any) -> dict[str, Any]:
             "interest": _money_json(n.interest, n.currency), "in_effect": n.in_effect(),
             "reversed_items": list(n.reversed_items),
         })
+    claims = open_claims(a)
+    if claims:
+        out["claims"] = _claims_json(claims)
     return out
+
+
+def _claims_json(claims: list[Any]) -> dict[str, Any]:
+    """The charge and interest items of an account (RULES.md decision 12), by item id."""
+    return {c.item_id: {"kind": c.kind, "notice_id": c.notice_id, "currency": c.currency,
+                        "amount": _money_json(c.amount, c.currency),
+                        "open_amount": _money_json(amount, c.currency),
+                        "due_date": iso(c.due_day), "group": c.group,
+                        "status": "open" if c.amount else "reversed"}
+            for c, amount in claims}
 
 
 def render_account(body: dict[str, Any]) -> str:
@@ -726,6 +739,10 @@ def render_account(body: dict[str, Any]) -> str:
     for item_id, it in sorted(body["items"].items()):
         lines.append(f"  {item_id:<22} {it['due_date']:<10} {it['amount']:>12} "
                      f"{it['open_amount']:>12}  {it['level']:>5}  {it['last_dunned'] or '-'}")
+    for item_id, c in sorted(body.get("claims", {}).items()):
+        lines.append(f"  {item_id:<22} {c['due_date']:<10} {c['amount']:>12} "
+                     f"{c['open_amount']:>12}  {c['kind']} of notice {c['notice_id']}"
+                     f"{'' if c['status'] == 'open' else ' (reversed)'}")
     for cur, amount in body["credit"].items():
         lines.append(f"  credit {amount} {cur}")
     if body.get("next_evaluation_date"):
