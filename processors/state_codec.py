@@ -22,6 +22,10 @@ record an array of its fields in a fixed order, no field names. To stay small:
 - activities are indices into ``ACTIVITIES``;
 - a notice's letter recipient and language equal to the account's current master data
   are stored as ``true`` (the master is stored in the same value, so this is exact).
+- a notice of a procedure with ``clearing_order`` (RULES.md decision 12) ends with
+  ``pay_within_days``, the order and the charge and interest items it listed
+  (``[item_id, kind, notice_id, open, due_day]``); a proposal with either ends with the
+  order and its listed items after ``pay_within_days``. Rows without them are unchanged.
 
 Derived fields (status, open amount) are stored too, so reading needs no computation,
 and objects are built without going through the frozen dataclasses' ``__init__`` (which

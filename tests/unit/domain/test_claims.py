@@ -143,6 +143,32 @@ def test_the_notice_and_its_letter_list_the_open_charge_and_count_it() -> None:
     assert execute(acc, p.proposal_id)[1] == notice
 
 
+def test_each_order_takes_the_kinds_in_turn_and_each_kind_by_due_date() -> None:
+    """Two notices: 15.01. (charge 5.00, pay by 29.01.) and 05.02. (charge 10.00, interest
+    100.00 x 9 % x 35/365 = 0.86, both pay by 19.02.). Open: principal 100.00, charge 1
+    5.00, charge 2 10.00, interest 0.86.
+
+    ``[charges, interest, principal]``, 12.00 on 06.02.: the charges by due date, charge 1
+    5.00 (7.00 left), then 7.00 of charge 2 (3.00 open); interest 0.86 and the principal
+    100.00 untouched. ``[principal, interest, charges]``, 101.00 on 06.02.: the principal
+    100.00 (1.00 left), the interest 0.86 (0.14 left), 0.14 of charge 1 (4.86 open);
+    charge 2 untouched."""
+    for order, amount, principal, expected in (
+        (CHARGES_FIRST, 1200, 10000, {"c1": 0, "c2": 300, "int": 86}),
+        (PRINCIPAL_FIRST, 10100, 0, {"c1": 486, "c2": 1000, "int": 0}),
+    ):
+        proc = with_order(order)
+        acc, n1 = dunned(one_invoice(), FIRST, proc)
+        acc, n2 = dunned(acc, SECOND, proc, "R/2")
+        acc = apply(acc, pay("A", amount, day("2024-02-06")))
+        assert opens(acc) == {"I-1": principal}
+        assert claims(acc) == {
+            f"{n1}/charge": expected["c1"],
+            f"{n2}/charge": expected["c2"],
+            f"{n2}/interest": expected["int"],
+        }
+
+
 def test_a_payment_before_or_on_the_notice_day_stays_on_the_principal() -> None:
     """Charges first. 30.00 received 10.01. and 20.00 received 15.01. (the notice's as-of
     day) were counted by the notice on the principal (100.00 - 50.00 = 50.00); they stay
@@ -183,6 +209,39 @@ def test_a_reversal_reverses_the_item_and_its_money_clears_the_principal() -> No
     assert (opens(acc), claims(acc)) == ({"I-1": 8000}, {f"{notice_id}/charge": 0})
     acc = apply(acc, pay("B", 500, day("2024-01-21"), (f"{notice_id}/charge", 500)))
     assert opens(acc) == {"I-1": 7500}
+
+
+def test_reversing_single_items_takes_back_their_interest_share_then_the_charge() -> None:
+    """Items A 60.00 and B 40.00 due 01.01.2024; the notice of 05.02. (level 2) charges
+    10.00 and interest: A 6000 x 9 x 35 / 36500 = 51.78, B 34.52, sum 86.30 -> 0.86,
+    shares 0.51 + 0.34 = 0.85 and the missing cent to the larger remainder (A, .78):
+    A 0.52, B 0.34. Reversing B: the interest item 0.86 - 0.34 = 0.52, the charge stays
+    10.00 (A is still in effect). Reversing A too: both 0."""
+    proc = with_order(CHARGES_FIRST)
+    acc = account(upsert(), invoice("I", item("A", 6000, DUE), item("B", 4000, DUE)))
+    acc, _ = dunned(acc, FIRST, proc)
+    acc, n2 = dunned(acc, SECOND, proc, "R/2")
+    assert {ln.item_id: ln.interest for ln in acc.notices[1].lines} == {"A": 52, "B": 34}
+    acc, _ = reverse(acc, n2, ("B",), "REV-B", "clerk", "paid before")
+    assert (claims(acc)[f"{n2}/interest"], claims(acc)[f"{n2}/charge"]) == (52, 1000)
+    acc, _ = reverse(acc, n2, ("A",), "REV-A", "clerk", "paid before")
+    assert (claims(acc)[f"{n2}/interest"], claims(acc)[f"{n2}/charge"]) == (0, 0)
+
+
+def test_a_listed_charge_paid_after_the_run_makes_the_proposal_stale() -> None:
+    """Charges first: the proposal of 05.02. lists the open charge 5.00 (total 115.86);
+    5.00 received 06.02. clears the charge before the approval: the letter would be
+    wrong, so the proposal is refused as stale (decision 1)."""
+    from domain.activity_run import refusal
+
+    proc = with_order(CHARGES_FIRST)
+    acc, _ = dunned(one_invoice(), FIRST, proc)
+    p = only(acc, SECOND, proc, "R/2")
+    assert p.total_due == 11586 and [c.open_amount for c in p.claims] == [500]
+    acc = apply(record_proposals(acc, [p]), pay("A", 500, day("2024-02-06")))
+    assert opens(acc) == {"I-1": 10000}
+    why = refusal(acc, p)
+    assert why is not None and why[0] == "stale_proposal" and "/charge" in why[1]
 
 
 def test_a_paid_claims_notice_is_kept_by_retention() -> None:
