@@ -190,6 +190,7 @@ def test_nested_types_are_defined_once_in_shared_files() -> None:
         "_NoticeItem",
         "_Recipient",
         "_NoticeItemChange",
+        "_NoticeClaim",
     }
     # The record files only refer to them by name: one definition each, in its own file.
     for stem, schema in schemas._files().items():
