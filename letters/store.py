@@ -20,6 +20,7 @@ command has none): the service records `notice_id -> run_id` from `dunning.histo
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,7 +60,9 @@ CREATE TABLE IF NOT EXISTS documents (
     claimed_at TEXT,
     sent_at TEXT,
     note TEXT,
-    command_json TEXT NOT NULL
+    command_json TEXT NOT NULL,
+    attachments TEXT,                -- JSON [{invoice_id, path, filename}]: invoices attached
+    missing_attachments TEXT         -- JSON ["INV-1: why", …]: invoice documents not found
 );
 CREATE INDEX IF NOT EXISTS documents_status ON documents (delivery, status);
 CREATE INDEX IF NOT EXISTS documents_account ON documents (account_id);
@@ -81,6 +84,9 @@ CREATE TABLE IF NOT EXISTS notices (
 CREATE INDEX IF NOT EXISTS notices_run ON notices (run_id);
 """
 
+#: Columns added since the first version of the table, added to an older database.
+ADDED_COLUMNS = (("attachments", "TEXT"), ("missing_attachments", "TEXT"))
+
 UNSENT = ("pending", "failed", "sending", "unknown")
 SENDABLE = ("pending", "failed")
 
@@ -91,6 +97,15 @@ def now_utc() -> datetime:
 
 def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An invoice's PDF kept with a letter (`letters.documents`), attached to its e-mail."""
+
+    invoice_id: str
+    path: Path
+    filename: str
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,9 @@ class Document:
     next_attempt_at: str | None
     sent_at: str | None
     note: str | None
+    attachments: tuple[Attachment, ...] = ()
+    #: Invoice documents that could not be found, each "invoice id: why".
+    missing_attachments: tuple[str, ...] = ()
 
     @property
     def unsent(self) -> bool:
@@ -131,6 +149,9 @@ class Document:
     def summary(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["pdf_path"] = str(self.pdf_path)
+        out["attachments"] = [{"invoice_id": a.invoice_id, "path": str(a.path),
+                               "filename": a.filename} for a in self.attachments]
+        out["missing_attachments"] = list(self.missing_attachments)
         return out
 
 
@@ -158,6 +179,18 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a database made by an older version lacks."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(documents)")}
+        for name, kind in ADDED_COLUMNS:
+            if name not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE documents ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:  # another process added it
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def close(self) -> None:
         self._db.close()
@@ -196,6 +229,10 @@ class Store:
             pages=data["pages"], status=data["status"], attempts=data["attempts"],
             last_error=data["last_error"], last_attempt_at=data["last_attempt_at"],
             next_attempt_at=data["next_attempt_at"], sent_at=data["sent_at"], note=data["note"],
+            attachments=tuple(
+                Attachment(a["invoice_id"], self.folder / a["path"], a["filename"])
+                for a in json.loads(data["attachments"] or "[]")),
+            missing_attachments=tuple(json.loads(data["missing_attachments"] or "[]")),
         )
 
     def get(self, command_id: str) -> Document | None:
