@@ -6,6 +6,7 @@
     dunning letters send --unsent
     dunning letters resend ID…
     dunning letters print --run RUN [--output FILE] [--duplex]
+    dunning letters attach ID…|--held
     dunning letters check-texts [--texts FOLDER] [--procedures FILE]
     dunning letters preview --procedure P --level N --language L [--texts FOLDER]
                             [--procedures FILE] [--out FILE.pdf]
@@ -223,6 +224,38 @@ def cmd_print(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- attach
+def cmd_attach(args: argparse.Namespace) -> int:
+    """Fetch the missing invoice documents of held letters again."""
+    from letters.documents import collect
+    from letters.model import Letter
+
+    if not args.ids and not args.held:
+        raise SystemExit("dunning: say `letters attach --held`, or `letters attach ID…`")
+    settings, cfg = _settings()
+    if cfg.invoice_documents is None:
+        raise SystemExit("dunning: no invoice document source: set DUNNING_INVOICE_DOCUMENTS")
+    code = 0
+    with _store(settings) as store:
+        docs = ([_find(store, i) for i in args.ids] if args.ids else
+                [d for d in store.documents(unsent=True) if d.status == "held"])
+        for doc in docs:
+            if doc.status != "held":
+                print(f"skipped  {doc.command_id[:SHORT_ID]}  {doc.account_id}: {doc.status},"
+                      " not held")
+                code = 1
+                continue
+            letter = Letter.from_json(json.loads(store.command_json(doc.command_id)))
+            rel = doc.pdf_path.relative_to(store.folder)
+            found = asyncio.run(collect(cfg.invoice_documents, letter, store.folder, rel))
+            after = store.update_attachments(doc.command_id, found.record())
+            print(f"{after.status:<8} {after.command_id[:SHORT_ID]}  {after.account_id}"
+                  + "".join(f"\n  missing: {m}" for m in after.missing_attachments))
+            code = code or int(after.status == "held")
+    print(f"{len(docs)} letters looked at", file=sys.stderr)
+    return code
+
+
 # ---------------------------------------------------------------- texts
 def _texts(args: argparse.Namespace) -> tuple[Settings, LetterSettings, Any]:
     """The settings and their texts, or those of `--texts FOLDER`."""
@@ -340,6 +373,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     pr.add_argument("--duplex", action="store_true",
                     help="a blank back page after letters with an odd page count")
     pr.set_defaults(func=cmd_print)
+
+    at = sub.add_parser("attach", help="fetch the missing invoice documents of held letters"
+                        " again; one with all of them is sent by serve")
+    at.add_argument("ids", nargs="*", metavar="ID")
+    at.add_argument("--held", action="store_true", help="every held letter")
+    at.set_defaults(func=cmd_attach)
 
     ct = sub.add_parser("check-texts", help="check the letter texts for every procedure "
                         "(what `serve` checks at start-up)")

@@ -33,6 +33,7 @@ broker, the state folder and the topic prefix; documents go to
 | `DUNNING_LETTER_PROCEDURES` | a procedures file the start-up check reads | `dunning.procedures` |
 | `DUNNING_INVOICE_DOCUMENTS` | `folder:/srv/{invoice_id}.pdf` or `url:https://…` | – |
 | `DUNNING_INVOICE_DOCUMENTS_TIMEOUT` | seconds per invoice document fetched | 10 |
+| `DUNNING_INVOICE_DOCUMENTS_REQUIRED` | hold an e-mail letter while one is missing | false |
 """
 
 from __future__ import annotations
@@ -84,6 +85,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, not {env.get(name)!r}")
+
+
 def _lines(raw: str) -> tuple[str, ...]:
     parts = raw.replace("\r", "").replace("|", "\n").split("\n")
     return tuple(p.strip() for p in parts if p.strip())
@@ -127,6 +137,8 @@ class LetterSettings:
     procedures_file: Path | None = None
     #: Where the PDFs of invoices come from (`letters.documents`); None: not attached.
     invoice_documents: Source | None = None
+    #: An e-mail letter with a missing invoice document is held, not sent without it.
+    invoice_documents_required: bool = False
 
     def __post_init__(self) -> None:
         if self.smtp_tls not in TLS_MODES:
@@ -146,7 +158,8 @@ class LetterSettings:
             f"texts_folder={self.texts_folder!r}, languages={self.languages!r}, "
             f"default_language={self.default_language!r}, "
             f"procedures_file={self.procedures_file!r}, "
-            f"invoice_documents={self.invoice_documents!r})"
+            f"invoice_documents={self.invoice_documents!r}, "
+            f"invoice_documents_required={self.invoice_documents_required})"
         )
 
     @property
@@ -229,6 +242,7 @@ def texts_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if default.strip() else FALLBACK,
         "procedures_file": _path(env, "DUNNING_LETTER_PROCEDURES"),
         "invoice_documents": documents,
+        "invoice_documents_required": _flag(env, "DUNNING_INVOICE_DOCUMENTS_REQUIRED"),
     }
 
 

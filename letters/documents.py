@@ -10,7 +10,9 @@ Documents are fetched once, when the letter is rendered, and kept beside its PDF
 e-mail sent again later carries the same files. A document that cannot be had (no file,
 an HTTP error, a time-out, not a PDF, larger than `MAX_BYTES`) is *missing*: the letter
 goes out with the others, and the missing ones are recorded on its document record with
-the reason (`dunning letters show`), and logged as a warning.
+the reason (`dunning letters show`), and logged as a warning. With
+`DUNNING_INVOICE_DOCUMENTS_REQUIRED=true` an e-mail letter with a missing document is
+`held` instead, unsent, until `dunning letters attach` finds them all.
 
 An id is never a path: an invoice or account id that is empty, `.`, `..`, or holds `/`,
 `\\` or a control character finds no document (missing, "not a safe name"); a file's path
@@ -189,6 +191,13 @@ class Collected:
 
     attachments: tuple[dict[str, str], ...] = ()
     missing: tuple[str, ...] = ()
+
+    def status(self, emailed: bool, required: bool) -> str:
+        """A new letter's status: `print`; `held` (an e-mail letter with a document
+        missing while documents are required); else `pending`."""
+        if not emailed:
+            return "print"
+        return "held" if required and self.missing else "pending"
 
     def record(self) -> dict[str, str | None]:
         """The document record's columns."""

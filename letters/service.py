@@ -138,14 +138,15 @@ class LetterService:
             "as_of_date": letter.as_of_date.isoformat(), "title": rendered.title,
             "filename": rendered.filename, "created_at": iso(now_utc()),
             "pdf_path": rel.as_posix(), "sha256": rendered.sha256, "pages": rendered.pages,
-            "status": "pending" if emailed else "print", "note": "; ".join(notes) or None,
+            "status": invoices.status(emailed, self.cfg.invoice_documents_required),
+            "note": "; ".join(notes) or None,
             "command_json": json.dumps(letter.to_json(), ensure_ascii=False, sort_keys=True),
             **invoices.record(),
         })
         if created and invoices.missing:
-            log.warning("invoice documents missing: the letter goes without them",
-                        command_id=letter.command_id, account_id=letter.account_id,
-                        missing=list(invoices.missing))
+            log.warning("invoice documents missing", command_id=letter.command_id,
+                        account_id=letter.account_id, missing=list(invoices.missing),
+                        held=doc.status == "held")
         if created:
             self.rendered.append(letter.command_id)
             log.info("letter rendered", command_id=letter.command_id,

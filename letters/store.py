@@ -12,7 +12,9 @@ Delivery (`delivery`, `status`):
   processes may share the database, a claim is atomic), `sent`, `failed` (the last round
   failed; `next_attempt_at` says when `serve` tries again, empty when a server refused it
   for good and a person has to look), or `unknown` (a sender stopped in the middle of an
-  SMTP conversation: it may have gone out; `resend` after checking).
+  SMTP conversation: it may have gone out; `resend` after checking), or `held` (an
+  invoice document is missing and `DUNNING_INVOICE_DOCUMENTS_REQUIRED` is set: not sent
+  until `dunning letters attach` finds them all, then `pending`).
 
 The run id of a letter comes from the `DunningNoticeIssued` of its notice (the letter
 command has none): the service records `notice_id -> run_id` from `dunning.history`.
@@ -87,7 +89,7 @@ CREATE INDEX IF NOT EXISTS notices_run ON notices (run_id);
 #: Columns added since the first version of the table, added to an older database.
 ADDED_COLUMNS = (("attachments", "TEXT"), ("missing_attachments", "TEXT"))
 
-UNSENT = ("pending", "failed", "sending", "unknown")
+UNSENT = ("pending", "failed", "sending", "unknown", "held")
 SENDABLE = ("pending", "failed")
 
 
@@ -334,6 +336,20 @@ class Store:
         doc = self.get(values["command_id"])
         assert doc is not None
         return doc, created
+
+    def update_attachments(self, command_id: str, values: dict[str, str | None]) -> Document:
+        """The invoice documents of a letter found again (`Collected.record()`); a `held`
+        letter with none missing any more becomes `pending`."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE documents SET attachments = ?, missing_attachments = ?, status = "
+                "CASE WHEN status = 'held' AND ? IS NULL THEN 'pending' ELSE status END "
+                "WHERE command_id = ?",
+                (values["attachments"], values["missing_attachments"],
+                 values["missing_attachments"], command_id))
+        doc = self.get(command_id)
+        assert doc is not None
+        return doc
 
     def record_notice(self, notice_id: str, run_id: str, account_id: str) -> None:
         self._db.execute(

@@ -189,6 +189,48 @@ def test_show_lists_attached_and_missing_invoices(
     assert f"missing:    invoice INV-2025-0203: no file {invoices}/INV-2025-0203.pdf" in out
 
 
+def test_required_documents_hold_the_letter_until_they_are_there(
+        tmp_path: Path, smtp: SmtpServer, invoices: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    monkeypatch.setattr("config.logs.configure", lambda *a, **k: None)
+    monkeypatch.setenv("DUNNING_STATE_DIR", str(state))
+    for name, value in smtp.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DUNNING_INVOICE_DOCUMENTS", f"folder:{invoices}/{{invoice_id}}.pdf")
+    monkeypatch.setenv("DUNNING_INVOICE_DOCUMENTS_REQUIRED", "true")
+    service = LetterService(Settings(state_dir=state), LetterSettings.from_env())
+    try:
+        doc, _ = service.accept(Letter.from_record(letter_record()))
+        printed, _ = service.accept(Letter.from_record(letter_record(
+            command_id="on-paper", channel="print")))
+        assert (doc.status, printed.status) == ("held", "print")  # paper is never held
+        assert asyncio.run(service.mailer.send_due(include_waiting=True)) == []
+        assert smtp.messages == []
+        assert [d.command_id for d in service.store.documents(unsent=True)] == [doc.command_id]
+    finally:
+        service.close()
+
+    parser = argparse.ArgumentParser(prog="dunning")
+    register(parser.add_subparsers(dest="command", required=True))
+
+    def cli(*argv: str) -> int:
+        args = parser.parse_args(["letters", *argv])
+        return int(args.func(args) or 0)
+
+    assert cli("attach", "--held") == 1  # still missing: still held
+    assert "held     cmd-letter-0" in capsys.readouterr().out
+    (invoices / "INV-2025-0203.pdf").write_bytes(invoice_pdf("INV-2025-0203"))
+    assert cli("attach", "--held") == 0
+    assert "pending  cmd-letter-0" in capsys.readouterr().out
+    assert cli("send", "--unsent") == 0
+    [got] = smtp.messages
+    assert [p.get_filename() for p in got.message.iter_attachments()][1:] == [
+        "INV-2025-0117.pdf", "INV-2025-0203.pdf"]
+    assert cli("attach", "cmd-letter-0001") == 1  # sent: nothing to attach any more
+    assert "sent, not held" in capsys.readouterr().out
+
+
 def test_an_older_database_gets_the_new_columns(tmp_path: Path) -> None:
     old = "\n".join(line for line in SCHEMA.splitlines()
                     if "attachments" not in line).replace("command_json TEXT NOT NULL,",
@@ -234,3 +276,6 @@ def test_source_settings() -> None:
     assert cfg.invoice_documents == Source("url", "https://docs.example/inv/{invoice_id}.pdf",
                                            3.0)
     assert LetterSettings.from_env({}).invoice_documents is None
+    assert not LetterSettings.from_env({}).invoice_documents_required
+    with pytest.raises(SettingsError, match="true or false"):
+        LetterSettings.from_env({"DUNNING_INVOICE_DOCUMENTS_REQUIRED": "maybe"})
