@@ -6,6 +6,10 @@
     dunning letters send --unsent
     dunning letters resend ID…
     dunning letters print --run RUN [--output FILE] [--duplex]
+    dunning letters attach ID…|--held
+    dunning letters check-texts [--texts FOLDER] [--procedures FILE]
+    dunning letters preview --procedure P --level N --language L [--texts FOLDER]
+                            [--procedures FILE] [--out FILE.pdf]
 
 An ID is a letter's command id, or an unambiguous beginning of it (as `list` shows it).
 `--run` takes a proposal run id (`PR-2025-03-31/1`) or its payment run id (`PR-2025-03-31`).
@@ -63,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, cfg = _settings()
     ensure_broker(settings)
     from letters.service import LetterService  # heavy: see the top
+    from letters.texts import TextsError
 
     service = LetterService(settings, cfg)
     try:
@@ -71,6 +76,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"{len(docs)} letters rendered; documents in {service.folder}")
         else:
             asyncio.run(service.serve())
+    except TextsError as exc:  # the start-up check: say what, without a traceback
+        raise SystemExit(f"dunning: {exc}") from exc
     finally:
         service.close()
     return 0
@@ -122,6 +129,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         fields.append(("last error", doc.last_error))
     if doc.note:
         fields.append(("note", doc.note))
+    fields += [("attached", f"{a.filename} (invoice {a.invoice_id})") for a in doc.attachments]
+    fields += [("missing", f"invoice {m}") for m in doc.missing_attachments]
     for name, value in fields:
         print(f"{name + ':':<11} {value}")
     for a in attempts:
@@ -215,6 +224,117 @@ def cmd_print(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- attach
+def cmd_attach(args: argparse.Namespace) -> int:
+    """Fetch the missing invoice documents of held letters again."""
+    from letters.documents import collect
+    from letters.model import Letter
+
+    if not args.ids and not args.held:
+        raise SystemExit("dunning: say `letters attach --held`, or `letters attach ID…`")
+    settings, cfg = _settings()
+    if cfg.invoice_documents is None:
+        raise SystemExit("dunning: no invoice document source: set DUNNING_INVOICE_DOCUMENTS")
+    code = 0
+    with _store(settings) as store:
+        docs = ([_find(store, i) for i in args.ids] if args.ids else
+                [d for d in store.documents(unsent=True) if d.status == "held"])
+        for doc in docs:
+            if doc.status != "held":
+                print(f"skipped  {doc.command_id[:SHORT_ID]}  {doc.account_id}: {doc.status},"
+                      " not held")
+                code = 1
+                continue
+            letter = Letter.from_json(json.loads(store.command_json(doc.command_id)))
+            rel = doc.pdf_path.relative_to(store.folder)
+            found = asyncio.run(collect(cfg.invoice_documents, letter, store.folder, rel))
+            after = store.update_attachments(doc.command_id, found.record())
+            print(f"{after.status:<8} {after.command_id[:SHORT_ID]}  {after.account_id}"
+                  + "".join(f"\n  missing: {m}" for m in after.missing_attachments))
+            code = code or int(after.status == "held")
+    print(f"{len(docs)} letters looked at", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------- texts
+def _texts(args: argparse.Namespace) -> tuple[Settings, LetterSettings, Any]:
+    """The settings and their texts, or those of `--texts FOLDER`."""
+    from letters.texts import Texts  # Jinja2, Babel: see the top
+
+    settings, cfg = _settings()
+    folder = Path(args.texts) if args.texts else cfg.texts_folder
+    return settings, cfg, Texts(folder, cfg.languages, cfg.default_language)
+
+
+def _procedures(args: argparse.Namespace, settings: Settings,
+                cfg: LetterSettings) -> dict[str, tuple[int, ...]]:
+    """The letter levels of `--procedures FILE`, else of the procedures in force."""
+    from letters.texts import TextsError, letter_levels, procedures_in_force, read_procedures
+
+    try:
+        if args.procedures:
+            return letter_levels(read_procedures(Path(args.procedures)))
+        if cfg.procedures_file is None:
+            ensure_broker(settings)
+        return asyncio.run(procedures_in_force(settings, cfg))
+    except TextsError as exc:
+        raise SystemExit(f"dunning: {exc}") from exc
+
+
+def cmd_check_texts(args: argparse.Namespace) -> int:
+    settings, cfg, texts = _texts(args)
+    procedures = _procedures(args, settings, cfg)
+    report = texts.check(procedures)
+    where = texts.folder or "the bundled texts only (no DUNNING_LETTER_TEXTS)"
+    print(f"texts: {where}; languages {', '.join(texts.languages)} (default {texts.default});"
+          f" {len(procedures)} procedures")
+    for note in report.notes:
+        print(f"note:  {note}")
+    for error in report.errors:
+        print(f"error: {error}")
+    print("texts ok" if report.ok else f"{len(report.errors)} errors", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from letters.printing import pdf_text  # heavy: see the top
+    from letters.render import render
+    from letters.texts import TextsError, read_procedures, sample_letter
+
+    _, cfg, texts = _texts(args)
+    report = texts.check()
+    if report.errors:
+        for error in report.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 1
+    pay_within, charge = 14, None
+    if args.procedures:
+        try:
+            procs = {p.id: p for p in read_procedures(Path(args.procedures))}
+        except TextsError as exc:
+            raise SystemExit(f"dunning: {exc}") from exc
+        if args.procedure not in procs:
+            raise SystemExit(f"dunning: no procedure {args.procedure!r} in {args.procedures}")
+        level = next((lv for lv in procs[args.procedure].levels if lv.level == args.level), None)
+        if level is None:
+            raise SystemExit(f"dunning: procedure {args.procedure} has no level {args.level}")
+        pay_within, charge = level.pay_within_days, level.charge
+    letter = sample_letter(args.procedure, args.level, args.language, date.today(),
+                           pay_within, *([charge] if charge is not None else []))
+    rendered = render(letter, cfg.letterhead, cfg.creditor, texts)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{args.procedure}-{args.level}-{args.language}")
+    out = Path(args.out) if args.out else Path(f"preview-{name}.pdf")
+    out.write_bytes(rendered.pdf)
+    print(out)
+    if rendered.fallback:
+        print(f"(no {args.language} text: written in {rendered.language})")
+    print()
+    print(pdf_text(out))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add `letters` and its subcommands to the `dunning` parser's subparsers."""
@@ -253,4 +373,28 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     pr.add_argument("--duplex", action="store_true",
                     help="a blank back page after letters with an odd page count")
     pr.set_defaults(func=cmd_print)
+
+    at = sub.add_parser("attach", help="fetch the missing invoice documents of held letters"
+                        " again; one with all of them is sent by serve")
+    at.add_argument("ids", nargs="*", metavar="ID")
+    at.add_argument("--held", action="store_true", help="every held letter")
+    at.set_defaults(func=cmd_attach)
+
+    ct = sub.add_parser("check-texts", help="check the letter texts for every procedure "
+                        "(what `serve` checks at start-up)")
+    ct.add_argument("--texts", default=None, help="default: DUNNING_LETTER_TEXTS")
+    ct.add_argument("--procedures", default=None, metavar="FILE",
+                    help="a procedures file; default: DUNNING_LETTER_PROCEDURES, else the "
+                    "procedures on dunning.procedures")
+    ct.set_defaults(func=cmd_check_texts)
+
+    pv = sub.add_parser("preview", help="a sample letter with the texts: PDF and its text")
+    pv.add_argument("--procedure", required=True)
+    pv.add_argument("--level", type=int, required=True)
+    pv.add_argument("--language", required=True)
+    pv.add_argument("--texts", default=None, help="default: DUNNING_LETTER_TEXTS")
+    pv.add_argument("--procedures", default=None, metavar="FILE",
+                    help="take the level's pay_within_days and charge from this file")
+    pv.add_argument("--out", default=None, help="the PDF; default: ./preview-….pdf")
+    pv.set_defaults(func=cmd_preview)
     return p

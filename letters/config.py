@@ -27,6 +27,13 @@ broker, the state folder and the topic prefix; documents go to
 | `DUNNING_SMTP_ATTEMPTS` | attempts per delivery round (1 = no retry) | 3 |
 | `DUNNING_SMTP_BACKOFF` | seconds before the first retry; doubles each retry | 2 |
 | `DUNNING_SMTP_RETRY_AFTER` | seconds before `serve` tries a failed letter again; doubles | 900 |
+| `DUNNING_LETTER_TEXTS` | a folder of the business's texts (`letters.texts`) | the bundled texts |
+| `DUNNING_LETTER_LANGUAGES` | the letter languages, comma-separated | all with texts |
+| `DUNNING_LETTER_DEFAULT_LANGUAGE` | the language of a letter in any other language | `en` |
+| `DUNNING_LETTER_PROCEDURES` | a procedures file the start-up check reads | `dunning.procedures` |
+| `DUNNING_INVOICE_DOCUMENTS` | `folder:/srv/{invoice_id}.pdf` or `url:https://…` | – |
+| `DUNNING_INVOICE_DOCUMENTS_TIMEOUT` | seconds per invoice document fetched | 10 |
+| `DUNNING_INVOICE_DOCUMENTS_REQUIRED` | hold an e-mail letter while one is missing | false |
 """
 
 from __future__ import annotations
@@ -35,13 +42,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
 from config.settings import SettingsError
+from letters.documents import Source, parse_source
 from letters.model import one_line
 from letters.payment import Creditor, check_qr_bill
+from letters.wording import FALLBACK, parse_language
 
 TLS_MODES = ("none", "starttls", "tls")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
@@ -73,6 +83,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, not {env.get(name)!r}")
 
 
 def _lines(raw: str) -> tuple[str, ...]:
@@ -109,6 +128,17 @@ class LetterSettings:
     backoff: float = 2.0
     #: `serve` tries a failed letter again after this many seconds (doubling, at most a day).
     retry_after: float = 900.0
+    #: The business's texts (`letters.texts`); None: the bundled ones.
+    texts_folder: Path | None = None
+    #: The languages letters are written in; empty: every language with texts.
+    languages: tuple[str, ...] = ()
+    default_language: str = FALLBACK
+    #: The procedures the start-up check reads; None: those on `dunning.procedures`.
+    procedures_file: Path | None = None
+    #: Where the PDFs of invoices come from (`letters.documents`); None: not attached.
+    invoice_documents: Source | None = None
+    #: An e-mail letter with a missing invoice document is held, not sent without it.
+    invoice_documents_required: bool = False
 
     def __post_init__(self) -> None:
         if self.smtp_tls not in TLS_MODES:
@@ -124,7 +154,12 @@ class LetterSettings:
             f"smtp_port={self.smtp_port}, smtp_tls={self.smtp_tls!r}, "
             f"smtp_username={self.smtp_username!r}, smtp_password={password}, "
             f"smtp_from={self.smtp_from!r}, smtp_timeout={self.smtp_timeout}, "
-            f"attempts={self.attempts}, backoff={self.backoff}, retry_after={self.retry_after})"
+            f"attempts={self.attempts}, backoff={self.backoff}, retry_after={self.retry_after}, "
+            f"texts_folder={self.texts_folder!r}, languages={self.languages!r}, "
+            f"default_language={self.default_language!r}, "
+            f"procedures_file={self.procedures_file!r}, "
+            f"invoice_documents={self.invoice_documents!r}, "
+            f"invoice_documents_required={self.invoice_documents_required})"
         )
 
     @property
@@ -172,7 +207,43 @@ class LetterSettings:
             attempts=_int(env, "DUNNING_SMTP_ATTEMPTS", 3, 1),
             backoff=_float(env, "DUNNING_SMTP_BACKOFF", 2.0),
             retry_after=_float(env, "DUNNING_SMTP_RETRY_AFTER", 900.0),
+            **texts_from_env(env),
         )
+
+
+def _language(name: str, raw: str) -> str:
+    tag = raw.strip().lower()
+    parsed = parse_language(tag)
+    if parsed is None or parsed.language != tag:
+        raise SettingsError(f"{name}: {raw.strip()!r} is not a language code (de, en, fr…)")
+    return tag
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = (env.get(name) or "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
+def texts_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The `DUNNING_LETTER_*` and `DUNNING_INVOICE_DOCUMENTS*` settings."""
+    languages = tuple(dict.fromkeys(
+        _language("DUNNING_LETTER_LANGUAGES", x)
+        for x in (env.get("DUNNING_LETTER_LANGUAGES") or "").split(",") if x.strip()))
+    default = env.get("DUNNING_LETTER_DEFAULT_LANGUAGE") or ""
+    try:
+        documents = parse_source(env.get("DUNNING_INVOICE_DOCUMENTS") or "",
+                                 _float(env, "DUNNING_INVOICE_DOCUMENTS_TIMEOUT", 10.0, 0.1))
+    except ValueError as exc:
+        raise SettingsError(f"DUNNING_INVOICE_DOCUMENTS: {exc}") from exc
+    return {
+        "texts_folder": _path(env, "DUNNING_LETTER_TEXTS"),
+        "languages": languages,
+        "default_language": _language("DUNNING_LETTER_DEFAULT_LANGUAGE", default)
+        if default.strip() else FALLBACK,
+        "procedures_file": _path(env, "DUNNING_LETTER_PROCEDURES"),
+        "invoice_documents": documents,
+        "invoice_documents_required": _flag(env, "DUNNING_INVOICE_DOCUMENTS_REQUIRED"),
+    }
 
 
 def creditor_from_env(env: Mapping[str, str], letterhead: Letterhead) -> Creditor | None:

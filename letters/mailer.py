@@ -25,7 +25,7 @@ import structlog
 from letters.config import LetterSettings
 from letters.model import Letter, one_line
 from letters.store import Document, Store, now_utc
-from letters.wording import wording
+from letters.texts import letter_fields, texts_for
 
 log = structlog.get_logger("dunning.letters.mail")
 
@@ -74,14 +74,8 @@ def _text(value: object) -> str:
 def build_message(cfg: LetterSettings, letter: Letter, doc: Document, pdf: bytes) -> EmailMessage:
     if not letter.email:
         raise NotEmailable(f"letter {doc.command_id} has no e-mail address")
-    w = wording(letter.language)
-    title = w.level(letter.level).title
-    values = {
-        "name": letter.recipient.name, "account_id": letter.account_id, "title": title,
-        "total_due": w.money(letter.total_due, letter.currency),
-        "pay_by": w.date_long(letter.pay_by), "date": w.date_long(letter.as_of_date),
-        "sender": cfg.letterhead.name,
-    }
+    w = texts_for(cfg).for_letter(letter)
+    values = letter_fields(letter, w, cfg.letterhead)
     msg = EmailMessage()
     msg["From"] = formataddr((one_line(cfg.letterhead.name), cfg.smtp_from))
     msg["To"] = formataddr((one_line(letter.recipient.name), letter.email))
@@ -93,6 +87,9 @@ def build_message(cfg: LetterSettings, letter: Letter, doc: Document, pdf: bytes
     msg["X-Dunning-Command-Id"] = letter.command_id
     msg.set_content(w.text("email_body", **values))
     msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=doc.filename)
+    for invoice in doc.attachments:  # the invoices' PDFs kept with the letter
+        msg.add_attachment(invoice.path.read_bytes(), maintype="application", subtype="pdf",
+                           filename=invoice.filename)
     return msg
 
 

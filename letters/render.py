@@ -45,8 +45,9 @@ from fpdf.output import OutputProducer
 from letters.codes import BILL_HEIGHT, draw_qr, draw_qr_bill
 from letters.config import Letterhead
 from letters.model import Letter, one_line
-from letters.payment import Creditor, creditor_reference, epc_code, qr_bill
-from letters.wording import Wording, wording
+from letters.payment import Creditor, epc_code, qr_bill
+from letters.texts import Texts, letter_fields
+from letters.wording import Wording, fill, wording
 
 #: fontTools says what it prunes from every embedded font at INFO: noise in our logs.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
@@ -252,9 +253,11 @@ def _safe(name: str) -> str:
 
 
 class _LetterPDF(FPDF):
-    def __init__(self, words: Wording, letterhead: Letterhead, full_fonts: bool = False) -> None:
+    def __init__(self, words: Wording, letterhead: Letterhead, full_fonts: bool = False,
+                 fields: dict[str, Any] | None = None) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.words = words
+        self.fields = fields or {}
         self.letterhead = letterhead
         self.full_fonts = full_fonts
         self.font_sources: dict[str, _FontFile] = {}
@@ -285,38 +288,45 @@ class _LetterPDF(FPDF):
         first = " · ".join([lh.name, *lh.address, *([lh.contact] if lh.contact else [])])
         self.para(WIDTH - 35, 3.4, first)
         if lh.bank:
-            self.para(WIDTH - 35, 3.4, self.words.text("bank_line", bank=lh.bank))
+            self.para(WIDTH - 35, 3.4, self.say("bank_line"))
         self.set_xy(210 - RIGHT - 35, -22.5)
-        page = self.words.label("page").format(page=self.page_no(), pages="{nb}")
+        page = self.words.label("page", page=self.page_no(), pages="{nb}")
         self.cell(35, 3.4, page, align="R")
         self.set_text_color(0, 0, 0)
 
+    def say(self, key: str) -> str:
+        """A text of the letter (`[text]` of its template), filled with its fields."""
+        return self.words.text(key, **self.fields)
 
-def render(letter: Letter, letterhead: Letterhead,
-           creditor: Creditor | None = None) -> Rendered:
+
+def render(letter: Letter, letterhead: Letterhead, creditor: Creditor | None = None,
+           texts: Texts | None = None) -> Rendered:
     """The PDF of one letter, in its language (or English, noted as a fallback).
 
     With a `creditor`, a EUR letter carries an EPC QR code beside the total due and a CHF
-    letter the Swiss QR-bill's payment part (`letters.payment`, `letters.codes`).
+    letter the Swiss QR-bill's payment part (`letters.payment`, `letters.codes`). The
+    words are the business's `texts` (`letters.texts`) or, without, the bundled ones.
     """
-    w = wording(letter.language)
-    title = w.level(letter.level).title
+    w = texts.for_letter(letter) if texts is not None else wording(letter.language)
+    fields = letter_fields(letter, w, letterhead, pdf=True)
+    title = fields["title"]
     try:
-        pdf = _draw(letter, letterhead, w, title, False, creditor)
+        pdf = _draw(letter, letterhead, w, fields, False, creditor)
         data = bytes(pdf.output(output_producer_class=_Writer))
     except _OutsideSubset:
-        pdf = _draw(letter, letterhead, w, title, True, creditor)
+        pdf = _draw(letter, letterhead, w, fields, True, creditor)
         data = bytes(pdf.output(output_producer_class=_Writer))
-    filename = _safe(w.text("filename", account_id=letter.account_id,
-                            date=letter.as_of_date.isoformat()).removesuffix(".pdf")) + ".pdf"
+    name = w.text("filename", **{**fields, "account_id": letter.account_id})
+    filename = _safe(name.removesuffix(".pdf")) + ".pdf"
     return Rendered(pdf=data, language=w.language, fallback=w.fallback, title=title,
                     filename=filename, pages=pdf.page_no())
 
 
-def _draw(letter: Letter, letterhead: Letterhead, w: Wording, title: str,
+def _draw(letter: Letter, letterhead: Letterhead, w: Wording, fields: dict[str, Any],
           full_fonts: bool, creditor: Creditor | None = None) -> _LetterPDF:
     """The letter on its pages, but for the last footer (`output` draws it)."""
-    pdf = _LetterPDF(w, letterhead, full_fonts)
+    title = fields["title"]
+    pdf = _LetterPDF(w, letterhead, full_fonts, fields)
     pdf.set_creation_date(datetime.combine(letter.as_of_date, time(0), tzinfo=UTC))
     pdf.set_title(f"{title} – {one_line(letter.account_id)}")
     pdf.set_author(letterhead.name)
@@ -408,9 +418,8 @@ def _epc(pdf: _LetterPDF, letter: Letter, w: Wording, code: Any, top: float) -> 
     pdf.set_xy(LEFT + EPC_SIZE + 3, top)
     pdf.set_font(FONT, "", 7.5)
     pdf.set_text_color(*GREY)
-    pdf.multi_cell(42, 3.6, w.text("payment_code", reference=creditor_reference(
-        letter.notice_id), total_due=w.money(letter.total_due, letter.currency)),
-        align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(42, 3.6, pdf.say("payment_code"), align="L", new_x=XPos.LMARGIN,
+                   new_y=YPos.NEXT)
     pdf.set_text_color(0, 0, 0)
     pdf.set_y(max(y, top + EPC_SIZE + 5, pdf.get_y() + 5))
 
@@ -433,9 +442,9 @@ def _opening(pdf: _LetterPDF, letter: Letter, w: Wording, title: str) -> None:
     pdf.set_text_color(0, 0, 0)
     pdf.ln(4)
     pdf.set_font(FONT, "", 10)
-    pdf.para(WIDTH, 5, w.text("salutation", name=letter.recipient.name))
+    pdf.para(WIDTH, 5, pdf.say("salutation"))
     pdf.ln(2.5)
-    pdf.para(WIDTH, 5, w.level(letter.level).body)
+    pdf.para(WIDTH, 5, fill(w.level(letter.level).body, pdf.fields))
     pdf.ln(4)
 
 
@@ -517,21 +526,18 @@ def _totals(pdf: _LetterPDF, letter: Letter, w: Wording, beside: float = 0) -> f
 def _closing(pdf: _LetterPDF, letter: Letter, w: Wording, lh: Letterhead) -> None:
     """Pay-by, bank, "already paid?", closing and the sender's name."""
     pdf.set_font(FONT, "B", 10)
-    pay = w.text("pay_by", total_due=w.money(letter.total_due, letter.currency),
-                 pay_by=w.date_long(letter.pay_by).replace(" ", "\u00a0"),
-                 account_id=one_line(letter.account_id))
-    pdf.para(WIDTH, 5, pay)
+    pdf.para(WIDTH, 5, pdf.say("pay_by"))
     pdf.set_font(FONT, "", 10)
     if lh.bank:
         pdf.ln(1.5)
         pdf.set_font(FONT, "", 9)
-        pdf.para(WIDTH, 4.8, w.text("bank_line", bank=lh.bank))
+        pdf.para(WIDTH, 4.8, pdf.say("bank_line"))
         pdf.set_font(FONT, "", 10)
     pdf.ln(2.5)
-    pdf.para(WIDTH, 5, w.text("already_paid"))
+    pdf.para(WIDTH, 5, pdf.say("already_paid"))
     pdf.ln(5)
     if pdf.will_page_break(17):
         pdf.add_page()
-    pdf.para(WIDTH, 5, w.text("closing"))
+    pdf.para(WIDTH, 5, pdf.say("closing"))
     pdf.ln(3)
     pdf.cell(WIDTH, 5, lh.name, new_x=XPos.LMARGIN, new_y=YPos.NEXT)

@@ -34,10 +34,12 @@ from babel.numbers import get_currency_precision
 
 from config.settings import Settings
 from letters.config import LetterSettings, group_id, letters_dir
+from letters.documents import Collected, collect
 from letters.mailer import Mailer, SendFn, SleepFn, smtp_send
 from letters.model import BadLetter, Letter
 from letters.render import Rendered, render
 from letters.store import Document, Store, iso, now_utc
+from letters.texts import check_at_start, texts_for
 from schemas.codec import Codec
 
 log = structlog.get_logger("dunning.letters")
@@ -94,6 +96,7 @@ class LetterService:
         self.folder = letters_dir(settings)
         self.store = Store(self.folder)
         self.mailer = Mailer(self.cfg, self.store, send=send, sleep=sleep)
+        self.texts = texts_for(self.cfg)
         self.codec = Codec.from_settings(settings)
         self.rendered: list[str] = []  # command ids rendered by this service object
         self.skipped = 0
@@ -105,14 +108,18 @@ class LetterService:
         self.store.close()
 
     # -- one command ---------------------------------------------------------------------
-    def accept(self, letter: Letter, rendered: Rendered | None = None) -> tuple[Document, bool]:
-        """Render and record a letter unless its command id is known: (record, whether new)."""
+    def accept(self, letter: Letter, rendered: Rendered | None = None,
+               invoices: Collected | None = None) -> tuple[Document, bool]:
+        """Render and record a letter unless its command id is known: (record, whether new).
+        Its invoice documents are fetched unless given (`invoices`)."""
         known = self.store.get(letter.command_id)
         if known is not None:
             return known, False
         if rendered is None:
-            rendered = render(letter, self.cfg.letterhead, self.cfg.creditor)
+            rendered = render(letter, self.cfg.letterhead, self.cfg.creditor, self.texts)
         rel = document_path(letter)
+        if invoices is None:
+            invoices = asyncio.run(collect(self.cfg.invoice_documents, letter, self.folder, rel))
         _write_atomically(self.folder / rel, rendered.pdf)
         notes = []
         if rendered.fallback:
@@ -131,9 +138,15 @@ class LetterService:
             "as_of_date": letter.as_of_date.isoformat(), "title": rendered.title,
             "filename": rendered.filename, "created_at": iso(now_utc()),
             "pdf_path": rel.as_posix(), "sha256": rendered.sha256, "pages": rendered.pages,
-            "status": "pending" if emailed else "print", "note": "; ".join(notes) or None,
+            "status": invoices.status(emailed, self.cfg.invoice_documents_required),
+            "note": "; ".join(notes) or None,
             "command_json": json.dumps(letter.to_json(), ensure_ascii=False, sort_keys=True),
+            **invoices.record(),
         })
+        if created and invoices.missing:
+            log.warning("invoice documents missing", command_id=letter.command_id,
+                        account_id=letter.account_id, missing=list(invoices.missing),
+                        held=doc.status == "held")
         if created:
             self.rendered.append(letter.command_id)
             log.info("letter rendered", command_id=letter.command_id,
@@ -146,8 +159,10 @@ class LetterService:
         """`accept`, rendering in a worker thread so the consumer keeps its heartbeat."""
         if self.store.get(letter.command_id) is None:
             rendered = await asyncio.to_thread(render, letter, self.cfg.letterhead,
-                                                 self.cfg.creditor)
-            return self.accept(letter, rendered)
+                                                 self.cfg.creditor, self.texts)
+            invoices = await collect(self.cfg.invoice_documents, letter, self.folder,
+                                     document_path(letter))
+            return self.accept(letter, rendered, invoices)
         return self.accept(letter)
 
     async def handle(self, topic: str, value: bytes | None, where: dict[str, Any]) -> None:
@@ -234,6 +249,8 @@ class LetterService:
         come in for that long and nothing is left to send. Returns the documents rendered."""
         stop = stop or asyncio.Event()
         s = self.settings
+        # The texts, checked for every procedure in force: a bad text stops the start.
+        await check_at_start(s, self.cfg, self.texts)
         consumer = AIOKafkaConsumer(
             s.topic(LETTERS_TOPIC), s.topic(HISTORY_TOPIC),
             group_id=self.group, enable_auto_commit=False, auto_offset_reset="earliest",

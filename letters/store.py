@@ -12,7 +12,9 @@ Delivery (`delivery`, `status`):
   processes may share the database, a claim is atomic), `sent`, `failed` (the last round
   failed; `next_attempt_at` says when `serve` tries again, empty when a server refused it
   for good and a person has to look), or `unknown` (a sender stopped in the middle of an
-  SMTP conversation: it may have gone out; `resend` after checking).
+  SMTP conversation: it may have gone out; `resend` after checking), or `held` (an
+  invoice document is missing and `DUNNING_INVOICE_DOCUMENTS_REQUIRED` is set: not sent
+  until `dunning letters attach` finds them all, then `pending`).
 
 The run id of a letter comes from the `DunningNoticeIssued` of its notice (the letter
 command has none): the service records `notice_id -> run_id` from `dunning.history`.
@@ -20,6 +22,7 @@ command has none): the service records `notice_id -> run_id` from `dunning.histo
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,7 +62,9 @@ CREATE TABLE IF NOT EXISTS documents (
     claimed_at TEXT,
     sent_at TEXT,
     note TEXT,
-    command_json TEXT NOT NULL
+    command_json TEXT NOT NULL,
+    attachments TEXT,                -- JSON [{invoice_id, path, filename}]: invoices attached
+    missing_attachments TEXT         -- JSON ["INV-1: why", …]: invoice documents not found
 );
 CREATE INDEX IF NOT EXISTS documents_status ON documents (delivery, status);
 CREATE INDEX IF NOT EXISTS documents_account ON documents (account_id);
@@ -81,7 +86,10 @@ CREATE TABLE IF NOT EXISTS notices (
 CREATE INDEX IF NOT EXISTS notices_run ON notices (run_id);
 """
 
-UNSENT = ("pending", "failed", "sending", "unknown")
+#: Columns added since the first version of the table, added to an older database.
+ADDED_COLUMNS = (("attachments", "TEXT"), ("missing_attachments", "TEXT"))
+
+UNSENT = ("pending", "failed", "sending", "unknown", "held")
 SENDABLE = ("pending", "failed")
 
 
@@ -91,6 +99,15 @@ def now_utc() -> datetime:
 
 def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An invoice's PDF kept with a letter (`letters.documents`), attached to its e-mail."""
+
+    invoice_id: str
+    path: Path
+    filename: str
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,9 @@ class Document:
     next_attempt_at: str | None
     sent_at: str | None
     note: str | None
+    attachments: tuple[Attachment, ...] = ()
+    #: Invoice documents that could not be found, each "invoice id: why".
+    missing_attachments: tuple[str, ...] = ()
 
     @property
     def unsent(self) -> bool:
@@ -131,6 +151,9 @@ class Document:
     def summary(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["pdf_path"] = str(self.pdf_path)
+        out["attachments"] = [{"invoice_id": a.invoice_id, "path": str(a.path),
+                               "filename": a.filename} for a in self.attachments]
+        out["missing_attachments"] = list(self.missing_attachments)
         return out
 
 
@@ -158,6 +181,18 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a database made by an older version lacks."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(documents)")}
+        for name, kind in ADDED_COLUMNS:
+            if name not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE documents ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:  # another process added it
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def close(self) -> None:
         self._db.close()
@@ -196,6 +231,10 @@ class Store:
             pages=data["pages"], status=data["status"], attempts=data["attempts"],
             last_error=data["last_error"], last_attempt_at=data["last_attempt_at"],
             next_attempt_at=data["next_attempt_at"], sent_at=data["sent_at"], note=data["note"],
+            attachments=tuple(
+                Attachment(a["invoice_id"], self.folder / a["path"], a["filename"])
+                for a in json.loads(data["attachments"] or "[]")),
+            missing_attachments=tuple(json.loads(data["missing_attachments"] or "[]")),
         )
 
     def get(self, command_id: str) -> Document | None:
@@ -297,6 +336,20 @@ class Store:
         doc = self.get(values["command_id"])
         assert doc is not None
         return doc, created
+
+    def update_attachments(self, command_id: str, values: dict[str, str | None]) -> Document:
+        """The invoice documents of a letter found again (`Collected.record()`); a `held`
+        letter with none missing any more becomes `pending`."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE documents SET attachments = ?, missing_attachments = ?, status = "
+                "CASE WHEN status = 'held' AND ? IS NULL THEN 'pending' ELSE status END "
+                "WHERE command_id = ?",
+                (values["attachments"], values["missing_attachments"],
+                 values["missing_attachments"], command_id))
+        doc = self.get(command_id)
+        assert doc is not None
+        return doc
 
     def record_notice(self, notice_id: str, run_id: str, account_id: str) -> None:
         self._db.execute(
