@@ -34,3 +34,21 @@ def test_the_rules_and_the_contract_are_part_of_the_project() -> None:
                  "RunDecisionRefused", "groups_pending_proposal", "accounts_failed",
                  "RunScheduleSet", "scheduled_at", "ScheduledStartMissed", "invalid_schedule"):
         assert name in contract
+
+
+def test_no_file_of_the_project_holds_a_merge_conflict() -> None:
+    """A conflict resolved by committing its markers is found here, not by a reader."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    marker = re.compile(r"^(<{7} |={7}$|>{7} )", re.M)
+    found = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix not in {".md", ".py", ".toml", ".yaml", ".yml", ".avsc", ".html",
+                               ".txt", ".cfg", ".json", ".css", ".js"} or not path.exists():
+            continue
+        if marker.search(path.read_text("utf-8", errors="replace")):
+            found.append(name)
+    assert not found, f"merge conflict markers in {found}"
