@@ -29,6 +29,7 @@ from domain.money import from_minor
 from letters.config import LetterSettings
 from letters.model import BadLetter, Letter
 from letters.render import render
+from letters.texts import texts_for
 from review.auth import COOKIE, Auth
 from review.feed import Feed
 from review.store import SORTS, Filter, ReviewStore, amount_text
@@ -232,7 +233,7 @@ async def letter_preview(request: web.Request) -> web.Response:
     _, record = ctx.codec.decode(body)
     try:
         rendered = render(Letter.from_record(record), ctx.letters.letterhead,
-                          ctx.letters.creditor)
+                          ctx.letters.creditor, texts_for(ctx.letters))
     except BadLetter as exc:
         return web.Response(status=409, text=f"the letter service would refuse it: {exc}")
     return web.Response(body=rendered.pdf, content_type="application/pdf", headers={

@@ -156,3 +156,49 @@ def test_delete_request_again_and_reverse_a_run_or_a_notice_each_once(ctx: Conte
                                      "requested_by": "anna", "reason": "sent in error"}),
         ("NoticeReversalRequested", {"notice_id": "N-1", "run_id": None, "item_ids": None,
                                      "requested_by": "anna", "reason": "paid before"})]
+
+
+def test_the_letter_preview_is_written_in_the_business_texts(ctx: Context, tmp_path) -> None:
+    """The preview renders the worker's `PrintDunningLetter` with the same texts as the
+    letter service (`DUNNING_LETTER_TEXTS`): a procedure's own title wins over the bundled
+    one. The worker is a real HTTP server on loopback answering the letter path."""
+    from dataclasses import replace as _replace
+    from io import BytesIO
+
+    from aiohttp import web as aioweb
+    from pypdf import PdfReader
+
+    from tests.unit.schemas.samples import SAMPLES
+
+    folder = tmp_path / "texts"
+    (folder / "STANDARD").mkdir(parents=True)
+    (folder / "STANDARD" / "de.toml").write_text(
+        '[levels.2]\ntitle = "Zweite Zahlungserinnerung der Beispiel AG"\n', "utf-8")
+    letter = {**SAMPLES["PrintDunningLetter"], "account_id": "ACC-000002"}
+    body = ctx.codec.encode("PrintDunningLetter", letter)
+    asked: list[str] = []
+
+    async def answer(request: aioweb.Request) -> aioweb.Response:
+        asked.append(request.path)
+        return aioweb.Response(body=body, content_type="application/octet-stream")
+
+    async def scenario(client: TestClient) -> bytes:
+        worker = aioweb.Application()
+        worker.router.add_get("/accounts/{account}/letters/{proposal}/", answer)
+        runner = aioweb.AppRunner(worker)
+        await runner.setup()
+        port = int(ctx.worker_url.rsplit(":", 1)[1])
+        await aioweb.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            await logged_in(client)
+            resp = await client.get("/proposal/letter.pdf?id=prop-000002")
+            assert resp.status == 200, await resp.text()
+            return await resp.read()
+        finally:
+            await runner.cleanup()
+
+    ctx = _replace(ctx, letters=_replace(ctx.letters, texts_folder=folder))
+    pdf = run(ctx, scenario)
+    text = "\n".join(page.extract_text() or "" for page in PdfReader(BytesIO(pdf)).pages)
+    assert asked == ["/accounts/ACC-000002/letters/prop-000002/"]
+    assert "Zweite Zahlungserinnerung der Beispiel AG" in text
