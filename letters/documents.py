@@ -222,7 +222,8 @@ async def collect(source: Source | None, letter: Letter, folder: Path,
     (`<letter>.invoices/<invoice>.pdf`, `pdf_path` relative to `folder`)."""
     if source is None:
         return Collected()
-    fetched = await fetch(source, [i.invoice_id for i in letter.items], letter.account_id)
+    fetched = await fetch(source, [i.invoice_id for i in letter.items if i.kind == "invoice"],
+                          letter.account_id)
     kept: list[dict[str, str]] = []
     missing: list[str] = []
     where = pdf_path.with_name(pdf_path.stem + ".invoices")

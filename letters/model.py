@@ -106,6 +106,17 @@ class Item:
     open_amount: Decimal
     level: int
     interest_parts: tuple[InterestLine, ...] = ()
+    #: `invoice`, or `charge` / `interest`: what an earlier notice charged, still open
+    #: (RULES.md decision 12, claimable items)
+    kind: str = "invoice"
+
+
+def _kind(raw: Any, where: str) -> str:
+    if raw is None:
+        return "invoice"
+    if raw not in ("invoice", "charge", "interest"):
+        raise BadLetter(f"{where} must be invoice, charge or interest, not {raw!r}")
+    return str(raw)
 
 
 def _parts(raw: Any, where: str) -> tuple[InterestLine, ...]:
@@ -191,6 +202,7 @@ class Letter:
                 open_amount=_decimal(it.get("open_amount"), f"items[{n}].open_amount"),
                 level=_int(it, "level"),
                 interest_parts=_parts(it.get("interest_parts"), f"items[{n}].interest_parts"),
+                kind=_kind(it.get("kind"), f"items[{n}].kind"),
             ))
         level = _int(record, "level")
         if level < 1:

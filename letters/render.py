@@ -471,8 +471,12 @@ def _items(pdf: _LetterPDF, letter: Letter, w: Wording) -> None:
             head.cell(w.label(key))
         for item in letter.items:
             row = table.row()
-            row.cell(one_line(item.invoice_id))
-            row.cell(one_line(item.item_id))
+            if item.kind == "invoice":
+                row.cell(one_line(item.invoice_id))
+                row.cell(one_line(item.item_id))
+            else:  # a charge or interest of an earlier notice, still open
+                row.cell(w.label(item.kind))
+                row.cell(w.label("earlier_notice"))
             row.cell(w.date_short(item.due_date))
             row.cell(w.number(item.days_in_arrears))
             row.cell(w.money(item.open_amount, letter.currency))

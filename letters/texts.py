@@ -126,7 +126,8 @@ def letter_fields(letter: Letter, w: Wording, letterhead: Letterhead, *,
         "charge": w.money(letter.charge, letter.currency),
         "interest": w.money(letter.interest, letter.currency),
         "currency": letter.currency,
-        "invoices": ", ".join(dict.fromkeys(one_line(i.invoice_id) for i in letter.items)),
+        "invoices": ", ".join(dict.fromkeys(one_line(i.invoice_id) for i in letter.items
+                                            if i.kind == "invoice")),
         "sender": letterhead.name,
         "bank": letterhead.bank,
     }

@@ -8,6 +8,8 @@ import asyncio
 import io
 import sqlite3
 from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,22 @@ def test_the_e_mail_carries_the_letter_and_the_invoices_found(
     asyncio.run(service.mailer.deliver(service.store.get(doc.command_id), resend=True))
     again = list(smtp.messages[1].message.iter_attachments())
     assert again[1].get_content() == parts[1].get_content()
+
+
+def test_an_earlier_notices_charge_is_not_looked_up_as_an_invoice(
+        smtp: SmtpServer, make_service, invoices: Path) -> None:
+    """A charge an earlier notice kept (RULES.md decision 12) is listed on the letter, but
+    it has no invoice document: it is neither attached nor reported missing."""
+    source = parse_source(f"folder:{invoices}/{{invoice_id}}.pdf")
+    service = make_service(smtp.settings(invoice_documents=source))
+    record = letter_record()
+    record["items"] = record["items"][:1] + [
+        {"item_id": "n-old/charge", "invoice_id": "n-old", "kind": "charge",
+         "due_date": date(2025, 3, 14), "days_in_arrears": 17, "open_amount": Decimal("5.00"),
+         "level": 0}]
+    doc, _ = service.accept(Letter.from_record(record))
+    assert [a.invoice_id for a in doc.attachments] == ["INV-2025-0117"]
+    assert doc.missing_attachments == ()
 
 
 def test_a_url_source_fetches_from_a_real_server(

@@ -53,6 +53,45 @@ def test_letter_in_its_language(language: str, expected: list[str]) -> None:
     assert LETTERHEAD.name in text and "IBAN DE02 1203 0000 0000 2020 51" in text
 
 
+@pytest.mark.parametrize(("language", "charge", "interest", "earlier"), [
+    ("de", "Mahngebühr", "Verzugszinsen", "frühere Mahnung"),
+    ("en", "Dunning charge", "Interest", "earlier reminder"),
+    ("fr", "Frais de relance", "Intérêts de retard", "relance précédente"),
+])
+def test_an_earlier_notices_open_charge_and_interest_are_named_not_shown_by_id(
+        language: str, charge: str, interest: str, earlier: str) -> None:
+    """A charge and interest an earlier notice kept (RULES.md decision 12, claimable
+    items) are rows of the table: named by kind and "earlier reminder", never by their
+    internal ids (`<notice id>/charge`), with their due date and open amount. The totals
+    are the record's: 1234.56 + 45.50 + 5.00 + 0.84 + 5.00 + 1.63 = 1292.53."""
+    record = letter_record(language=language, total_due=Decimal("1292.53"))
+    record["items"] += [
+        {"item_id": "5d2f9a77-old/charge", "invoice_id": "5d2f9a77-old", "kind": "charge",
+         "due_date": date(2025, 3, 14), "days_in_arrears": 17, "open_amount": Decimal("5.00"),
+         "level": 0},
+        {"item_id": "5d2f9a77-old/interest", "invoice_id": "5d2f9a77-old", "kind": "interest",
+         "due_date": date(2025, 3, 14), "days_in_arrears": 17, "open_amount": Decimal("0.84"),
+         "level": 0},
+    ]
+    text = text_of(render(Letter.from_record(record), LETTERHEAD).pdf)
+    assert "5d2f9a77-old" not in text
+    lines = [ln for ln in text.splitlines() if earlier in ln]
+    assert len(lines) == 2, text
+    assert lines[0].startswith(charge) and " 17 " in lines[0]
+    assert lines[1].startswith(interest) and " 17 " in lines[1]
+    def money(amount: str) -> str:
+        return plain(wording(language).money(Decimal(amount), "EUR"))
+
+    assert money("5.00") in lines[0] and money("0.84") in lines[1]
+
+
+def test_an_item_of_an_unknown_kind_is_refused() -> None:
+    record = letter_record()
+    record["items"][0]["kind"] = "penalty"
+    with pytest.raises(BadLetter, match="kind must be invoice, charge or interest"):
+        Letter.from_record(record)
+
+
 def test_other_language_falls_back_to_english() -> None:
     out = render(Letter.from_record(letter_record(language="pt")), LETTERHEAD)
     text = text_of(out.pdf)
