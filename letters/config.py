@@ -27,6 +27,8 @@ broker, the state folder and the topic prefix; documents go to
 | `DUNNING_SMTP_ATTEMPTS` | attempts per delivery round (1 = no retry) | 3 |
 | `DUNNING_SMTP_BACKOFF` | seconds before the first retry; doubles each retry | 2 |
 | `DUNNING_SMTP_RETRY_AFTER` | seconds before `serve` tries a failed letter again; doubles | 900 |
+| `DUNNING_LETTER_PRINT_AFTER_FAILURES` | failed e-mails (all rounds), then print; 0 never | 0 |
+| `DUNNING_LETTER_PRINT_ON_BOUNCE` | `true`: a 5xx refusal or bounce prints at once | `false` |
 """
 
 from __future__ import annotations
@@ -75,6 +77,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
 def _lines(raw: str) -> tuple[str, ...]:
     parts = raw.replace("\r", "").replace("|", "\n").split("\n")
     return tuple(p.strip() for p in parts if p.strip())
@@ -109,6 +122,11 @@ class LetterSettings:
     backoff: float = 2.0
     #: `serve` tries a failed letter again after this many seconds (doubling, at most a day).
     retry_after: float = 900.0
+    #: Failed e-mail attempts of a letter, counted across rounds, after which it becomes a
+    #: print letter (RULES.md 10, decision 14); 0: never, it waits as before.
+    print_after_failures: int = 0
+    #: A permanent refusal (a 5xx reply, a bounce) makes it a print letter at once.
+    print_on_bounce: bool = False
 
     def __post_init__(self) -> None:
         if self.smtp_tls not in TLS_MODES:
@@ -124,7 +142,9 @@ class LetterSettings:
             f"smtp_port={self.smtp_port}, smtp_tls={self.smtp_tls!r}, "
             f"smtp_username={self.smtp_username!r}, smtp_password={password}, "
             f"smtp_from={self.smtp_from!r}, smtp_timeout={self.smtp_timeout}, "
-            f"attempts={self.attempts}, backoff={self.backoff}, retry_after={self.retry_after})"
+            f"attempts={self.attempts}, backoff={self.backoff}, retry_after={self.retry_after}, "
+            f"print_after_failures={self.print_after_failures}, "
+            f"print_on_bounce={self.print_on_bounce})"
         )
 
     @property
@@ -172,6 +192,8 @@ class LetterSettings:
             attempts=_int(env, "DUNNING_SMTP_ATTEMPTS", 3, 1),
             backoff=_float(env, "DUNNING_SMTP_BACKOFF", 2.0),
             retry_after=_float(env, "DUNNING_SMTP_RETRY_AFTER", 900.0),
+            print_after_failures=_int(env, "DUNNING_LETTER_PRINT_AFTER_FAILURES", 0),
+            print_on_bounce=_bool(env, "DUNNING_LETTER_PRINT_ON_BOUNCE", False),
         )
 
 
