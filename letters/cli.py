@@ -157,6 +157,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             print(_report(doc))
         unknown = store.documents(unsent=True)
         unknown = [d for d in unknown if d.status == "unknown"]
+        _publish_feedback(settings, store)
     failed = [d for d in docs if d.status != "sent"]
     print(f"{len(docs) - len(failed)} sent, {len(failed)} failed", file=sys.stderr)
     for d in unknown:
@@ -179,6 +180,8 @@ def cmd_resend(args: argparse.Namespace) -> int:
         for doc in docs:
             if doc.delivery != "email":
                 why = "print channel" if doc.channel == "print" else "no e-mail address"
+                if store.printed_instead(doc.command_id):
+                    why = "its e-mail was given up: printed instead"
                 print(f"skipped  {doc.command_id[:SHORT_ID]}  {doc.account_id}: {why}, "
                       "never e-mailed")
                 code = 1
@@ -192,6 +195,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
             print(_report(after))
             if after.status != "sent":
                 code = 1
+        _publish_feedback(settings, store)
     return code
 
 
