@@ -21,9 +21,7 @@ import pytest
 
 from audit.cli import register as register_audit
 from letters.config import letters_dir
-from letters.feedback import Publisher
 from letters.service import LetterService
-from letters.store import Store
 from tests.integration import events as e
 from tests.integration.harness import env_for, wait_for
 from tests.unit.letters.refusing import RefusingSmtpServer
@@ -132,14 +130,20 @@ def test_a_bounce_ends_in_a_print_job_and_the_history_says_who_was_reached(
     assert {r["notice_id"] for _, r in gone} == {notice["notice_id"]}
     assert gone[1][1]["command_id"] in notice["command_ids"]
 
-    # a crash before the outcomes were marked published: they go out again, and the engine
-    # drops them (same event ids, same bytes)
+    # a crash before the outcomes were marked published: the restarted service publishes
+    # them again, and the engine drops them (same event ids, same bytes)
     db = sqlite3.connect(letters_dir(story.settings) / "documents.db")
     with db:
         db.execute("UPDATE outcomes SET published_at = NULL")
     db.close()
-    with Store(letters_dir(story.settings)) as store:
-        assert asyncio.run(Publisher(story.settings, store).publish_pending()) == 3
+    restarted = LetterService(story.settings, smtp.settings(print_on_bounce=True))
+    try:
+        assert asyncio.run(restarted.run_until_idle(1.0)) == []  # nothing new rendered
+        assert restarted.publisher.published == 3
+        assert restarted.store.outcomes(unpublished=True) == []
+    finally:
+        restarted.close()
+    assert len(smtp.messages) == 1  # and nothing sent again
     wait_for(lambda: story.worker.metric("dunning_records_total", topic=DELIVERIES,
                                          outcome="applied") >= 6,
              timeout=30, what="the outcomes read again",
