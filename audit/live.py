@@ -3,7 +3,9 @@
 
 Compared per account: every item's level, last-dunned and interest-until date (an item
 the history never touched must be at level 0, never dunned); the notices (ids, run,
-level, as-of date, charge, interest, reversed items, in effect); and `history_seq`, the
+level, as-of date, charge, interest, reversed items, in effect); the charge and interest
+items notices keep (what each claims after reversals, its due date: RULES.md decision 12;
+their open amounts depend on payments, which the history does not hold); and `history_seq`, the
 last seq the worker wrote, which also catches records missing at the end of a chain.
 Every difference names the record (seq) that set the rebuilt value.
 
@@ -138,4 +140,16 @@ def compare(acc: AccountHistory, live: dict[str, Any] | None) -> list[Problem]:
                      f"{theirs[name]} in the worker's state", n.seq)
     for notice_id in sorted(set(live_notices) - set(acc.notices)):
         diff(f"notice {notice_id} is in the worker's state but not in the history")
+    # charge and interest items (RULES.md decision 12): what they claim and their due date
+    live_claims: dict[str, Any] = live.get("claims") or {}
+    for item_id, c in sorted(acc.claims.items()):
+        got = live_claims.get(item_id)
+        mine_claim = (c.claimed, iso(c.due_date))
+        theirs_claim = None if got is None else (_dec(got.get("amount")), got.get("due_date"))
+        if theirs_claim != mine_claim:
+            diff(f"{c.kind} item {item_id}: claims {mine_claim[0]} due {mine_claim[1]} in the "
+                 f"history (seq {c.seq}), {theirs_claim or 'nothing'} in the worker's state",
+                 c.seq)
+    for item_id in sorted(set(live_claims) - set(acc.claims)):
+        diff(f"item {item_id} is in the worker's state but no notice of the history keeps it")
     return found

@@ -5,7 +5,9 @@ account: the notices (with the items' old and new levels and dates, amounts and 
 ids, and which of their items were reversed since), the reversals, the rejected
 proposals, and each item's level, last-dunned and interest-until date: the `new_*` values
 of the last record that changed the item. Items that were never dunned are not in the
-history; their level is 0.
+history; their level is 0. The charge and interest items a notice keeps (RULES.md
+decision 12: `DunningNoticeIssued.claims`), with what reversals took back and the open
+amount the last notice that listed them showed.
 
 `as_of`: records whose `recorded_for` is after that date are not applied (a reversal is
 recorded for the as-of date of the notice it reverses, see docs/DOMAIN.md).
@@ -106,6 +108,10 @@ def typed(record_type: str, record: dict[str, Any]) -> dict[str, Any]:
         record["interest"] = _amount(record["interest"])
         if record_type == "DunningNoticeIssued":
             record["total_due"] = _amount(record["total_due"])
+            for claim in record.get("claims") or ():
+                claim["amount"] = _amount(claim["amount"])
+                claim["open_amount"] = _amount(claim["open_amount"])
+                claim["due_date"] = _day(claim["due_date"])
         _typed_items(record["items"])
     elif record_type == "DunningLevelImported":
         for name in ("old_last_dunned", "new_last_dunned", "old_interest_until",
@@ -275,6 +281,28 @@ class Delivery:
         return self.outcome in ("sent", "printed")
 
 
+@dataclass(slots=True)
+class ClaimItem:
+    """A notice's charge or interest kept as an item of the account (`DunningNoticeIssued.
+    claims`, RULES.md decision 12): what it claims, what reversals took back, and its open
+    amount as the last notice that listed it showed it (payments are not on the history)."""
+
+    item_id: str
+    kind: str
+    notice_id: str
+    seq: int
+    amount: Decimal
+    due_date: date | None
+    reversed: Decimal = Decimal(0)
+    listed_open: Decimal | None = None
+    listed_by: str | None = None
+
+    @property
+    def claimed(self) -> Decimal:
+        """What it claims after the reversals."""
+        return self.amount - self.reversed
+
+
 @dataclass(frozen=True, slots=True)
 class RecordRef:
     """One record of the account's chain, as evidence: where it is and its hashes."""
@@ -311,6 +339,8 @@ class AccountHistory:
     #: what happened to the letters of its notices, in chain order
     deliveries: list[Delivery] = field(default_factory=list)
     items: dict[str, ItemDunning[date]] = field(default_factory=dict)
+    #: charge and interest items of notices (RULES.md decision 12), by item id
+    claims: dict[str, ClaimItem] = field(default_factory=dict)
     #: records not applied because they are recorded for a date after `as_of`
     after_as_of: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -403,6 +433,28 @@ class Rebuilder:
             list(r["command_ids"]))
         for change in changes:
             ctx.change(change)
+        if r.get("claims"):
+            self._claims(ctx, r)
+
+    def _claims(self, ctx: _Context, r: dict[str, Any]) -> None:
+        """The charge and interest items a notice keeps, and those of earlier notices it
+        lists (with their open amount then)."""
+        claims = ctx.acc.claims
+        for c in r["claims"]:
+            if c["notice_id"] == r["notice_id"]:
+                claims[c["item_id"]] = ClaimItem(c["item_id"], c["kind"], c["notice_id"],
+                                                 ctx.ref.seq, c["amount"], c["due_date"])
+                continue
+            known = claims.get(c["item_id"])
+            if known is None:
+                if self.check:
+                    ctx.problem(f"lists {c['kind']} item {c['item_id']}, which no notice of "
+                                "the account's history keeps")
+                continue
+            if self.check and c["open_amount"] > known.claimed:
+                ctx.problem(f"lists {c['item_id']} open {c['open_amount']}, more than the "
+                            f"{known.claimed} it claims")
+            known.listed_open, known.listed_by = c["open_amount"], r["notice_id"]
 
     def _reversed(self, ctx: _Context, r: dict[str, Any]) -> None:
         acc, ref = ctx.acc, ctx.ref
@@ -422,6 +474,7 @@ class Rebuilder:
                                 "reversed")
             notice.reversed_items = reversed_after(notice.reversed_items, r["item_ids"])
             notice.reversal_ids.append(r["reversal_id"])
+            _reverse_claims(acc.claims, notice.notice_id, r["charge"], r["interest"])
         acc.reversals.append(Reversal(
             ref.seq, ref.event_id, r["reversal_id"], r["notice_id"], r["run_id"],
             ref.recorded_for, r.get("currency") or (notice.currency if notice else None),
@@ -465,6 +518,15 @@ class Rebuilder:
             ctx.ref.seq, ctx.ref.event_id, r["delivery_event_id"], r["command_id"],
             r["notice_id"], r["outcome"], r["detail"], r["attempt"], r["permanent"],
             r.get("next_step"), r["fallback"], r["at"], ctx.ref.recorded_for))
+
+
+def _reverse_claims(claims: dict[str, ClaimItem], notice_id: str, charge: Decimal,
+                    interest: Decimal) -> None:
+    """A reversal takes back what it reverses of the notice's charge and interest items."""
+    for kind, amount in (("charge", charge), ("interest", interest)):
+        claim = claims.get(f"{notice_id}/{kind}")
+        if claim is not None and amount:
+            claim.reversed += amount
 
 
 def _by(item: ItemState) -> str:

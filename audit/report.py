@@ -14,7 +14,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from audit.rebuild import AccountHistory, Delivery, ItemChange, Notice, RecordRef, Reversal
+from audit.rebuild import (
+    AccountHistory,
+    ClaimItem,
+    Delivery,
+    ItemChange,
+    Notice,
+    RecordRef,
+    Reversal,
+)
 from audit.runs import RunStarts, start_text
 from domain.money import minor_units
 
@@ -140,6 +148,28 @@ def iso_time(moment: Any) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def claim_text(c: ClaimItem, currency: str | None) -> str:
+    """A charge or interest item (RULES.md decision 12) as the report shows it."""
+    state = (f"open {amount(c.listed_open, currency)} as listed on notice {c.listed_by}"
+             if c.listed_by is not None else f"open up to {amount(c.claimed, currency)}")
+    if c.amount and not c.claimed:
+        state = "reversed"
+    return (f"{c.kind} of notice {c.notice_id}: {amount(c.amount, currency)}, due "
+            f"{_d(c.due_date)}"
+            + (f", {amount(c.reversed, currency)} reversed" if c.reversed and c.claimed else "")
+            + f", {state}")
+
+
+def _claims_json(acc: AccountHistory) -> dict[str, Any]:
+    c = acc.currency
+    return {"claims": {
+        item_id: {"kind": x.kind, "notice_id": x.notice_id, "seq": x.seq,
+                  "amount": amount(x.amount, c), "reversed": amount(x.reversed, c),
+                  "due_date": iso(x.due_date), "listed_open": amount(x.listed_open, c),
+                  "listed_by": x.listed_by, "text": claim_text(x, c)}
+        for item_id, x in sorted(acc.claims.items())}} if acc.claims else {}
+
+
 def account_json(acc: AccountHistory, runs: RunStarts | None = None) -> dict[str, Any]:
     """What `dunning audit replay` writes for one account (one JSON line); with `runs`,
     each notice says when its run started and for which scheduled start."""
@@ -157,6 +187,7 @@ def account_json(acc: AccountHistory, runs: RunStarts | None = None) -> dict[str
                       "interest_until": iso(it.interest_until), "changed_by_seq": it.changed_by}
             for item_id, it in sorted(acc.items.items())
         },
+        **_claims_json(acc),
         "notices": _with_starts([notice_json(n) for n in acc.notices.values()], runs),
         "reversals": [reversal_json(r) for r in acc.reversals],
         "rejected_proposals": [
@@ -258,6 +289,8 @@ def render_table(acc: AccountHistory, runs: RunStarts | None = None) -> str:
     for item_id, it in sorted(acc.items.items()):
         lines.append(f"  {item_id:<28} {it.level:>5}  {_d(it.last_dunned):<11}  "
                      f"{_d(it.interest_until):<14}  seq {it.changed_by}")
+    for item_id, claim in sorted(acc.claims.items()):
+        lines.append(f"  {item_id:<28} {claim_text(claim, acc.currency)}")
     for n in acc.notices.values():
         lines.append("")
         lines.append(f"  notice {n.notice_id} (seq {n.seq}, {n.procedure_id}, "

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from domain import ids
 from domain.charges import pay_by
+from domain.claims import CHARGE, INTEREST
 from domain.commands import (
     Command,
     DeactivateInstallmentPlan,
@@ -31,10 +32,12 @@ from domain.commands import (
 from domain.errors import Rejected
 from domain.history import (
     DunningNoticeIssued,
+    NoticeClaim,
     NoticeItemChange,
     ProposalNotExecuted,
 )
 from domain.review import executed_index
+from domain.settlement import open_claims, resettled
 from domain.state import (
     CANCELLED,
     CLOSED,
@@ -88,12 +91,14 @@ def execute(account: Account, proposal_id: str) -> tuple[Account, Notice]:
     _check_fresh(account, proposal, by_id)
     lines, updated = _notice_lines(proposal, by_id)
     notice = _executed(account, proposal, lines)
-    new_account = replace(
-        account,
-        items=tuple(updated.get(it.item_id, it) for it in account.items),
-        pending=tuple(p for p in account.pending if p.proposal_id != proposal_id),
-        notices=(*account.notices, notice),
-    )
+    changes: dict[str, Any] = {
+        "items": tuple(updated.get(it.item_id, it) for it in account.items),
+        "pending": tuple(p for p in account.pending if p.proposal_id != proposal_id),
+        "notices": (*account.notices, notice),
+    }
+    if notice.clearing_order is not None:
+        changes = resettled(account, **changes)
+    new_account = replace(account, **changes)
     return new_account, _build_notice(new_account, notice)
 
 
@@ -169,6 +174,8 @@ def _executed(
         language=master.language if letter else None,
         recipient=Recipient(master.name, master.postal_address, master.email) if letter else None,
         pay_within_days=proposal.pay_within_days,
+        clearing_order=proposal.clearing_order,
+        claims=proposal.claims,
     )
 
 
@@ -274,9 +281,48 @@ def _check_fresh(account: Account, proposal: Proposal, by_id: dict[str, Item]) -
     )
     if last != proposal.last_notice_date:
         raise stale("another notice of the group was executed or reversed since")
+    if proposal.claims:
+        now = {cl.item_id: amount for cl, amount in open_claims(account)}
+        for claim in proposal.claims:
+            if now.get(claim.item_id) != claim.open_amount:
+                raise stale(f"item {claim.item_id!r} changed since it was proposed")
 
 
 def _notice_items(account: Account, notice: ExecutedNotice) -> tuple[NoticeItem, ...]:
+    """The listed items, then the charge and interest items of earlier notices listed."""
+    items = _principal_items(account, notice)
+    if not notice.claims:
+        return items
+    claims = tuple(
+        NoticeItem(
+            c.item_id, c.notice_id, c.due_day, notice.as_of - c.due_day, c.open_amount, 0,
+            kind=c.kind,
+        )
+        for c in notice.claims
+    )
+    return items + claims
+
+
+def _notice_claims(notice: ExecutedNotice, notice_id: str) -> tuple[NoticeClaim, ...] | None:
+    """The history's view of the notice's charge and interest items (decision 12)."""
+    if notice.clearing_order is None:
+        return None
+    kept = [
+        NoticeClaim(f"{notice_id}/{kind}", kind, notice_id, amount, amount, due)
+        for kind, amount, due in (
+            (CHARGE, notice.charge, pay_by(notice.as_of, notice.pay_within_days)),
+            (INTEREST, notice.interest, pay_by(notice.as_of, notice.pay_within_days)),
+        )
+        if amount > 0
+    ]
+    listed = [
+        NoticeClaim(c.item_id, c.kind, c.notice_id, c.open_amount, c.open_amount, c.due_day)
+        for c in notice.claims
+    ]
+    return tuple(kept + listed)
+
+
+def _principal_items(account: Account, notice: ExecutedNotice) -> tuple[NoticeItem, ...]:
     invoice_of = {it.item_id: it.invoice_id for it in account.items}
     return tuple(
         NoticeItem(
@@ -459,6 +505,7 @@ def _build_notice(account: Account, notice: ExecutedNotice) -> Notice:
         as_of_date=notice.as_of,
         items=item_changes(notice, notice.lines, undo=False),
         command_ids=tuple(c.command_id for c in commands),
+        claims=_notice_claims(notice, notice_id),
     )
     return Notice(
         notice_id=notice_id,

@@ -45,6 +45,10 @@ class NoticeItem:
     level: int
     interest_parts: tuple[InterestPart, ...] | None = None
     """Its sub-periods (RULES.md section 9); empty with today's rule."""
+    kind: str | None = None
+    """``charge`` or ``interest``: an earlier notice's charge or interest item (RULES.md
+    decision 12; ``invoice_id`` is that notice, ``level`` 0); ``None``: an invoice item or
+    an instalment."""
 
 
 @dataclass(frozen=True, slots=True)

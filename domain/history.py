@@ -60,6 +60,20 @@ class NoticeItemChange:
 
 
 @dataclass(frozen=True, slots=True)
+class NoticeClaim:
+    """A charge or interest item on a notice (RULES.md decision 12): one the notice keeps
+    (``notice_id`` is the notice's own; ``open_amount`` is its ``amount``), or an open one
+    of an earlier notice it lists (``open_amount`` as listed, counted in ``total_due``)."""
+
+    item_id: str
+    kind: str
+    notice_id: str
+    amount: int
+    open_amount: int
+    due_date: int
+
+
+@dataclass(frozen=True, slots=True)
 class DunningNoticeIssued:
     event_id: str
     account_id: str
@@ -77,6 +91,9 @@ class DunningNoticeIssued:
     as_of_date: int
     items: tuple[NoticeItemChange, ...]
     command_ids: tuple[str, ...]
+    claims: tuple[NoticeClaim, ...] | None = None
+    """Set when the procedure keeps charges and interest as items: those the notice keeps,
+    then those of earlier notices it lists; ``None``: postings only (as before)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,11 @@ ACTIVITIES = ("letter", "lock", "collection", "deposit", "workflow", "deactivate
 INTEREST_BASES = ("open_amount", "daily_balance")
 """``interest_base``: today's open amount (the default) or the balance each day had."""
 PRINCIPAL_FIRST = ("principal", "interest", "charges")
-CLEARING_ORDERS = (PRINCIPAL_FIRST, ("charges", "interest", "principal"))
-"""``clearing_order``: the order unallocated money clears an account's items in."""
+CHARGES_FIRST = ("charges", "interest", "principal")
+CLEARING_ORDERS = (PRINCIPAL_FIRST, CHARGES_FIRST)
+"""``clearing_order``: the order unallocated money clears an account's items in. Set (either
+value), it also keeps a notice's executed charge and interest as claimable items of the
+account (RULES.md decision 12); absent (``None``), they are postings only, as before."""
 DEFAULT_PAY_WITHIN_DAYS = 14
 
 
@@ -108,7 +111,8 @@ class Terms:
     """A reference rate id: the rate is its percent on each day plus ``spread``."""
     spread: Decimal = Decimal(0)
     daily_balance: bool = False
-    clearing_order: tuple[str, ...] = PRINCIPAL_FIRST
+    clearing_order: tuple[str, ...] | None = None
+    """Set: the notices keep their charge and interest as claimable items (decision 12)."""
 
     @property
     def plain_interest(self) -> bool:
@@ -148,7 +152,8 @@ class Procedure:
     interest_spread_percent: Decimal | None = None
     """Added to the reference rate (with ``interest_base_rate`` only; absent: 0)."""
     interest_base: str = "open_amount"
-    clearing_order: tuple[str, ...] = PRINCIPAL_FIRST
+    clearing_order: tuple[str, ...] | None = None
+    """``None``: not set (no claimable items); else one of ``CLEARING_ORDERS``."""
     _terms: dict[str, Terms] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
@@ -211,16 +216,11 @@ class Procedure:
                 f"{where}: interest_base must be one of {', '.join(INTEREST_BASES)}, "
                 f"got {self.interest_base!r}"
             )
-        if self.clearing_order not in CLEARING_ORDERS:
+        order = self.clearing_order
+        if order is not None and order not in CLEARING_ORDERS:
             raise ProcedureError(
                 f"{where}: clearing_order must be [principal, interest, charges] or "
-                f"[charges, interest, principal], got {list(self.clearing_order)!r}"
-            )
-        if self.clearing_order != PRINCIPAL_FIRST:
-            raise ProcedureError(
-                f"{where}: clearing_order {list(self.clearing_order)!r} needs charges and "
-                "interest as claimable items, which this version does not keep yet "
-                "(RULES.md decision 12); only [principal, interest, charges] is accepted"
+                f"[charges, interest, principal], got {list(order)!r}"
             )
         rate = self.interest_base_rate
         if rate is not None and (not isinstance(rate, str) or not rate or "|" in rate):
@@ -448,8 +448,8 @@ def _parse_interest(where: str, mapping: Mapping[str, Any]) -> dict[str, Any]:
         )
     if base is not None and not isinstance(base, str):
         raise ProcedureError(f"{where}: interest_base_rate must be a rate id, got {base!r}")
-    order = mapping.get("clearing_order", list(PRINCIPAL_FIRST))
-    if not isinstance(order, list | tuple):
+    order = mapping.get("clearing_order")
+    if order is not None and not isinstance(order, list | tuple):
         raise ProcedureError(f"{where}: clearing_order must be a list")
     return {
         "interest_rate_percent": Decimal(0)
@@ -459,7 +459,7 @@ def _parse_interest(where: str, mapping: Mapping[str, Any]) -> dict[str, Any]:
         "interest_spread_percent": _optional_amount(where, "interest_spread_percent", mapping),
         "day_count": mapping.get("day_count", ACT_365),
         "interest_base": mapping.get("interest_base", "open_amount"),
-        "clearing_order": tuple(order),
+        "clearing_order": None if order is None else tuple(order),
     }
 
 
@@ -555,6 +555,6 @@ def procedure_to_dict(procedure: Procedure) -> dict[str, Any]:
             out["interest_spread_percent"] = str(procedure.interest_spread_percent)
     if procedure.interest_base != "open_amount":
         out["interest_base"] = procedure.interest_base
-    if procedure.clearing_order != PRINCIPAL_FIRST:
+    if procedure.clearing_order is not None:
         out["clearing_order"] = list(procedure.clearing_order)
     return out

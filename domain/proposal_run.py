@@ -23,12 +23,13 @@ from domain.interest import (
 )
 from domain.money import div_round_half_up
 from domain.procedures import LevelTerms, Procedure, Terms
-from domain.settlement import daily_balances
+from domain.settlement import daily_balances, open_claims
 from domain.state import (
     CANCELLED,
     CLOSED,
     IN_PLAN,
     Account,
+    ClaimLine,
     Item,
     LeftOutItem,
     LevelChange,
@@ -332,7 +333,8 @@ def _group_proposal(
         else:
             interest = _interest_with_options(account, terms, listed, as_of, rates)
     charge = _charge(lv, found.total_open)
-    total_due = found.total_open + charge + interest.total
+    claims = _listed_claims(account, key) if account.notices else ()
+    total_due = found.total_open + charge + interest.total + sum(c.open_amount for c in claims)
     activities, below = activities_carried_out(lv.activities, lv.activity_min, total_due)
     return Proposal(
         proposal_id=ids.proposal_id(run_id, account.account_id, pid, currency, group),
@@ -354,6 +356,25 @@ def _group_proposal(
         last_notice_date=last,
         activities_below_minimum=below,
         pay_within_days=lv.pay_within_days,
+        claims=claims,
+        clearing_order=terms.clearing_order,
+    )
+
+
+def _listed_claims(account: Account, key: tuple[str, str, str]) -> tuple[ClaimLine, ...]:
+    """The group's open charge and interest items of earlier notices (RULES.md decision
+    12), in (due day, item id) order: listed on the notice and counted in its total."""
+    pid, currency, group = key
+    return tuple(
+        sorted(
+            (
+                ClaimLine(cl.item_id, cl.kind, cl.notice_id, amount, cl.due_day)
+                for cl, amount in open_claims(account)
+                if amount > 0
+                and (cl.procedure_id, cl.currency, cl.group) == (pid, currency, group)
+            ),
+            key=lambda c: (c.due_day, c.item_id),
+        )
     )
 
 

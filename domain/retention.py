@@ -86,11 +86,13 @@ def _kept_notices(notices: tuple[ExecutedNotice, ...], cutoff: int) -> tuple[Exe
     last notice in effect (a later kept notice of the group in effect is as recent) and
     cannot be reversed any more: each of its items not reversed is held by a later kept
     notice (``later_notice_in_effect``), which also keeps every earlier notice's items
-    blocked as before. Decided from the last notice to the first."""
+    blocked as before. Decided from the last notice to the first. A notice that keeps its
+    charge or interest as items (RULES.md decision 12) is kept: the items are derived from
+    it, and the money paid on them must stay on them."""
     keep = [True] * len(notices)
     for i in range(len(notices) - 1, -1, -1):
         n = notices[i]
-        if n.as_of >= cutoff:
+        if n.as_of >= cutoff or (n.clearing_order is not None and (n.charge or n.interest)):
             continue
         later = [m for j, m in enumerate(notices[i + 1 :], start=i + 1) if keep[j]]
         if n.in_effect() and not any(
@@ -271,6 +273,7 @@ def _settles_the_same(account: Account, changes: dict[str, Any]) -> bool:
     b_status, b_open, b_pool, b_waiting = settle(account)
     return (
         all(status[i] == b_status[i] and open_[i] == b_open[i] for i in status)
+        and all(open_.get(i) == amount for i, amount in b_open.items() if i not in b_status)
         and _positive(pool) == _positive(b_pool)
         and _positive(waiting) == _positive(b_waiting)
     )

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from domain import ids
 from domain.activity_run import item_changes
@@ -22,6 +23,7 @@ from domain.history import (
     NoticeReversalRefused,
     in_effect,
 )
+from domain.settlement import resettled
 from domain.state import Account, ExecutedNotice, Item, NoticeLine, notice_ids
 
 
@@ -102,12 +104,26 @@ def reverse(
     )
     new_notice = replace(notice, reversed_items=tuple(sorted(after)))
     notices = (*account.notices[:index], new_notice, *account.notices[index + 1 :])
-    new_account = replace(
-        account,
-        items=tuple(restored.get(it.item_id, it) for it in account.items),
-        notices=notices,
-    )
+    new_account = _reversed_account(account, notice, restored, notices)
     return new_account, Reversal(reversal_id, notice_id, account.account_id, commands, history)
+
+
+def _reversed_account(
+    account: Account,
+    notice: ExecutedNotice,
+    restored: dict[str, Item],
+    notices: tuple[ExecutedNotice, ...],
+) -> Account:
+    """``account`` with the restored items and the notices after the reversal. A notice
+    that kept its charge and interest as items (RULES.md decision 12): they shrink or go,
+    and what was paid on them is unallocated again and clears the other items."""
+    changes: dict[str, Any] = {
+        "items": tuple(restored.get(it.item_id, it) for it in account.items),
+        "notices": notices,
+    }
+    if notice.clearing_order is not None:
+        changes = resettled(account, **changes)
+    return replace(account, **changes)
 
 
 def _charge_reversed(notice: ExecutedNotice, after: set[str]) -> int:

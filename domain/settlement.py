@@ -19,6 +19,17 @@ them, after every change, each item's ``status`` and ``open_amount``. The deriva
    currency in (due day, item id) order; what is left is the account's credit in that
    currency (:func:`credit`), used the same way by items that arrive later.
 
+Charges and interest as claimable items (:mod:`domain.claims`, RULES.md decision 12): when
+the account has some, an allocation to one clears it (to a reversed one: joins the rest),
+and step 3 clears the currency's items in the clearing order of the latest notice that
+kept such items: ``[principal, interest, charges]`` (invoice items and instalments, then
+interest items, then charge items) or ``[charges, interest, principal]``, each kind in
+(due day, item id) order. Payments are taken one by one, in (received day, payment id)
+order; a charge or interest item takes money only from payments received after its
+notice's as-of day, and credit left at the end clears whatever is still open in the same
+order. The open amounts of charge and interest items are in the second dict of
+:func:`settle` too, under their item ids.
+
 Instalment plans: a plan becomes effective when all its source items are known (the
 invoice, and the account, may arrive after the plan, on other topics): until then it is
 held, its amounts kept exactly in thousandths of a unit, and converted to minor units of
@@ -37,6 +48,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from domain.claims import CHARGE, Claim, claims_of, keeps_claims
 from domain.money import milli_to_minor
 from domain.state import CANCELLED, CLOSED, IN_PLAN, OPEN, Account, Item, Payment, Plan
 
@@ -135,15 +147,26 @@ def settle(
     )
     by_id = {it.item_id: it for it in items}
     open_ = {iid: by_id[iid].amount if st in (OPEN, IN_PLAN) else 0 for iid, st in status.items()}
+    notices = c.get("notices", account.notices)
+    claims = claims_of(account.account_id, notices) if notices and keeps_claims(notices) else []
+    claim_by_id = {cl.item_id: cl for cl in claims}
+    for cl in claims:
+        open_[cl.item_id] = cl.amount
     pool: dict[str, int] = {}
     waiting: dict[str, int] = {}
+    rests: list[tuple[Payment, int]] = []
     for p in payments:
         if p.payment_id in reversed_payments:
             continue
-        rest = _allocate(p, by_id, status, open_, plan_sources, waiting)
+        rest = _allocate(p, by_id, status, open_, plan_sources, waiting, claim_by_id)
         if rest:
             pool[p.currency] = pool.get(p.currency, 0) + rest
-    _clear_with_pool(items, status, open_, pool)
+            if claims:
+                rests.append((p, rest))
+    if claims:
+        _clear_in_order(items, status, open_, pool, rests, claims)
+    else:
+        _clear_with_pool(items, status, open_, pool)
     return status, open_, pool, waiting
 
 
@@ -184,6 +207,7 @@ def _allocate(
     open_: dict[str, int],
     plan_sources: dict[str, tuple[str, ...]],
     waiting: dict[str, int],
+    claims: dict[str, Claim],
 ) -> int:
     """Step 2 for one payment: apply its allocations; returns its unallocated rest."""
     rest = p.amount
@@ -191,7 +215,13 @@ def _allocate(
         rest -= a.amount
         target = by_id.get(a.item_id)
         if target is None:
-            waiting[p.currency] = waiting.get(p.currency, 0) + a.amount
+            claim = claims.get(a.item_id)
+            if claim is None:
+                waiting[p.currency] = waiting.get(p.currency, 0) + a.amount
+            elif claim.currency == p.currency:
+                rest += _take(open_, claim.item_id, a.amount)
+            else:
+                rest += a.amount
             continue
         left = a.amount
         if target.currency == p.currency:
@@ -228,6 +258,63 @@ def _clear_with_pool(
             if money == 0:
                 break
         pool[currency] = money
+
+
+def _clear_in_order(
+    items: Iterable[Item],
+    status: dict[str, int],
+    open_: dict[str, int],
+    pool: dict[str, int],
+    rests: list[tuple[Payment, int]],
+    claims: list[Claim],
+) -> None:
+    """Step 3 with charge and interest items (in place): per currency that has some, each
+    payment's rest clears the items in the clearing order, a charge or interest item only
+    when the payment was received after its notice's as-of day; what is left carries on,
+    and at the end clears every item still open in the same order."""
+    by_currency: dict[str, list[Claim]] = {}
+    for cl in claims:
+        by_currency.setdefault(cl.currency, []).append(cl)
+    plain = {cur: money for cur, money in pool.items() if cur not in by_currency}
+    _clear_with_pool(items, status, open_, plain)
+    pool.update(plain)
+    for currency, mine in by_currency.items():
+        if pool.get(currency, 0) <= 0:
+            continue
+        order = _clearing_sequence(items, status, currency, mine)
+        money = 0
+        for p, rest in rests:
+            if p.currency != currency:
+                continue
+            money += rest
+            for item_id, arose in order:
+                if money <= 0:
+                    break
+                if arose is None or arose < p.received_day:
+                    money = _take(open_, item_id, money)
+        for item_id, _ in order:
+            if money <= 0:
+                break
+            money = _take(open_, item_id, money)
+        pool[currency] = money
+
+
+def _clearing_sequence(
+    items: Iterable[Item], status: dict[str, int], currency: str, claims: list[Claim]
+) -> list[tuple[str, int | None]]:
+    """(item id, day it arose: ``None`` for invoice items and instalments) of the
+    currency's open items in the clearing order of its latest notice with claims."""
+    principal: list[tuple[str, int | None]] = [
+        (it.item_id, None)
+        for it in sorted((x for x in items if x.currency == currency), key=_clearing_key)
+        if status[it.item_id] == OPEN
+    ]
+    live = sorted((cl for cl in claims if cl.amount > 0), key=lambda cl: (cl.due_day, cl.item_id))
+    interest = [(cl.item_id, cl.arose_day) for cl in live if cl.kind != CHARGE]
+    charges = [(cl.item_id, cl.arose_day) for cl in live if cl.kind == CHARGE]
+    if claims[-1].principal_first:
+        return principal + interest + charges
+    return charges + interest + principal
 
 
 def _take(open_: dict[str, int], item_id: str, money: int) -> int:
@@ -305,3 +392,12 @@ def daily_balances(account: Account, item_id: str, start: int, end: int) -> list
         if amount != steps[-1][1]:
             steps.append((day, amount))
     return steps
+
+
+def open_claims(account: Account) -> list[tuple[Claim, int]]:
+    """The account's charge and interest items (RULES.md decision 12) with their open
+    amounts, in execution order of their notices; ``[]`` when no notice keeps them."""
+    if not keeps_claims(account.notices):
+        return []
+    _, open_, _, _ = settle(account)
+    return [(cl, open_[cl.item_id]) for cl in claims_of(account.account_id, account.notices)]

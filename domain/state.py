@@ -144,6 +144,22 @@ class NoticeLine:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimLine:
+    """An open charge or interest item of an earlier notice of the group, listed on a
+    proposal and its notice (RULES.md decision 12): no level, no interest of its own."""
+
+    item_id: str
+    """``<notice id>/charge`` or ``<notice id>/interest``."""
+    kind: str
+    """``charge`` or ``interest``."""
+    notice_id: str
+    """The notice whose charge or interest it is."""
+    open_amount: int
+    due_day: int
+    """That notice's pay-by day."""
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutedNotice:
     """An executed notice as the account remembers it.
 
@@ -169,6 +185,11 @@ class ExecutedNotice:
     reversed_items: tuple[str, ...] = ()
     pay_within_days: int = 14
     """Of the notice level: the letter's pay-by is ``as_of`` plus this."""
+    clearing_order: tuple[str, ...] | None = None
+    """The procedure's ``clearing_order`` when it set one: the notice's charge and interest
+    are then claimable items of the account (``domain.claims``); ``None``: postings only."""
+    claims: tuple[ClaimLine, ...] = ()
+    """Open charge and interest items of earlier notices of the group it listed."""
 
     def in_effect(self) -> bool:
         """True while at least one listed item is not reversed."""
@@ -401,3 +422,9 @@ class Proposal:
     ``activity_min_amounts`` (RULES.md section 9); ``activities`` leaves them out."""
     pay_within_days: int = 14
     """The notice level's ``pay_within_days``: the letter's pay-by is as-of plus this."""
+    claims: tuple[ClaimLine, ...] = ()
+    """Open charge and interest items of the group's earlier notices (RULES.md decision
+    12), listed after the items and counted in ``total_due``."""
+    clearing_order: tuple[str, ...] | None = None
+    """The procedure's ``clearing_order``, when set: the notice keeps its charge and
+    interest as claimable items."""

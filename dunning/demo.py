@@ -59,11 +59,14 @@ def _ready(settings: Settings) -> bool:
 
 
 async def _wait_record(settings: Settings, topic: str, rtype: str, run_id: str,
-                       timeout: float = 120) -> dict[str, Any]:
-    """Follow a topic until the record arrives (one consumer, no polling)."""
+                       timeout: float = 120, **fields: Any) -> dict[str, Any]:
+    """Follow a topic until the record arrives (one consumer, no polling); `fields` are
+    values it must have too."""
     async for rec in read(settings, topic, idle_timeout=timeout, until_end=False):
-        if rec.record_type == rtype and rec.record and rec.record.get("run_id") == run_id:
-            return rec.record
+        r = rec.record
+        if rec.record_type == rtype and r and r.get("run_id") == run_id and all(
+                r.get(k) == v for k, v in fields.items()):
+            return r
     raise SystemExit(f"dunning demo: no {rtype} for {run_id} within {timeout} s")
 
 
@@ -224,11 +227,18 @@ def _payment_run(settings: Settings, payment_run_id: str, as_of: date) -> None:
     t_act = time.monotonic()
     asyncio.run(publish(settings, "dunning.decisions", [(
         "RunApproved", {"event_id": new_event_id(), "run_id": run_id, "decided_by": "demo"})]))
-    done = asyncio.run(_wait_record(settings, RUNS, "ActivityRunCompleted", run_id))
+    # the approval's activity run, not the auto-approved proposals' (sent with the
+    # proposal run): the next week's payments must not meet proposals still executing
+    done = asyncio.run(_wait_record(settings, RUNS, "ActivityRunCompleted", run_id,
+                                    auto_approved=False))
+    act_seconds = time.monotonic() - t_act
+    auto = [r.record["notices"] for r in asyncio.run(read_all(settings, RUNS, idle_timeout=0.2))
+            if r.record_type == "ActivityRunCompleted" and r.record
+            and r.record["run_id"] == run_id and r.record.get("auto_approved")]
     say(f"{as_of}: proposal run {run_id}: {completed['accounts_evaluated']} accounts evaluated, "
-        f"{completed['proposals']} proposals in {proposal_seconds:.2f} s; approved: "
-        f"{done['notices']} notices, {done['commands']} commands in "
-        f"{time.monotonic() - t_act:.2f} s (CONSUMER proposals are auto-approved)")
+        f"{completed['proposals']} proposals in {proposal_seconds:.2f} s; "
+        f"{sum(auto)} auto-approved (CONSUMER) notices; approved: "
+        f"{done['notices']} notices, {done['commands']} commands in {act_seconds:.2f} s")
 
 
 def _amount(value: Any, currency: str) -> str:

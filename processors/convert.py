@@ -23,7 +23,6 @@ from domain.interest import ACT_365
 from domain.money import UnknownCurrency, from_minor, minor_units, to_milli, to_minor
 from domain.procedures import (
     DEFAULT_PAY_WITHIN_DAYS,
-    PRINCIPAL_FIRST,
     Level,
     Procedure,
     ProcedureError,
@@ -37,7 +36,7 @@ from domain.run_calendar import (
     schedule_from_dict,
     schedule_to_dict,
 )
-from domain.settlement import credit, plan_status
+from domain.settlement import credit, open_claims, plan_status
 from domain.state import CANCELLED, CLOSED, IN_PLAN, OPEN, notice_ids
 from processors.deadletter import Unusable
 from schemas.codec import EPOCH_ORDINAL
@@ -283,7 +282,8 @@ def procedure(r: dict[str, Any]) -> Procedure:
             interest_base_rate=r.get("interest_base_rate"),
             interest_spread_percent=_dec(r.get("interest_spread_percent")),
             interest_base=r.get("interest_base") or "open_amount",
-            clearing_order=tuple(r.get("clearing_order") or PRINCIPAL_FIRST),
+            clearing_order=None if r.get("clearing_order") is None
+            else tuple(r["clearing_order"]),
         )
     except ProcedureError as exc:
         raise Unusable("invalid_procedure", str(exc)) from exc
@@ -321,7 +321,7 @@ def procedure_record(p: Procedure) -> dict[str, Any]:
         "interest_base_rate": p.interest_base_rate,
         "interest_spread_percent": p.interest_spread_percent,
         "interest_base": None if p.interest_base == "open_amount" else p.interest_base,
-        "clearing_order": None if p.clearing_order == PRINCIPAL_FIRST else list(p.clearing_order),
+        "clearing_order": None if p.clearing_order is None else list(p.clearing_order),
     }
 
 
@@ -405,7 +405,7 @@ def activity_done(run_id: str, totals: dict[str, int], auto: bool = False) -> di
     not_executed = totals.get("not_executed", 0)
     return {"event_id": ids.history_event_id("activity-done", run_id, "auto" if auto else ""),
             "run_id": run_id, "notices": totals["notices"], "commands": totals["commands"],
-            "not_executed": not_executed, "completed_at": _now()}
+            "not_executed": not_executed, "auto_approved": auto, "completed_at": _now()}
 
 
 def run_decision_refused(decision: str, record: dict[str, Any], run_id: str, reason: str,
@@ -556,7 +556,21 @@ def to_avro(record_type: str, obj: Any, *, raw: bool = False, **fields: Any) -> 
 def proposal_record(p: Any, raw: bool = False) -> dict[str, Any]:
     if raw:
         return proposal_record_raw(p)
+    if p.claims:
+        return to_avro("DunningProposed", p, event_id=p.proposal_id,
+                       items=[*p.items, *claim_rows(p)])
     return to_avro("DunningProposed", p, event_id=p.proposal_id)
+
+
+def claim_rows(p: Any) -> list[dict[str, Any]]:
+    """The charge and interest items of earlier notices a proposal lists (RULES.md decision
+    12), as `ProposedItem` rows after its items: `kind` says which, `invoice_id` is their
+    notice, levels 0, no interest of their own."""
+    return [{"item_id": c.item_id, "invoice_id": c.notice_id, "open_amount": c.open_amount,
+             "due_date": c.due_day, "days_in_arrears": p.as_of_date - c.due_day,
+             "previous_level": 0, "new_level": 0, "reason": "claim", "interest": 0,
+             "interest_from": None, "interest_parts": None, "interest_reason": None,
+             "kind": c.kind} for c in p.claims]
 
 
 def proposal_record_raw(p: Any) -> dict[str, Any]:
@@ -580,7 +594,9 @@ def proposal_record_raw(p: Any) -> dict[str, Any]:
                    else i.interest_from - EPOCH_ORDINAL,
                    "interest_parts": None if i.interest_parts is None
                    else [_part_raw(x, k) for x in i.interest_parts],
-                   "interest_reason": i.interest_reason} for i in p.items],
+                   "interest_reason": i.interest_reason, "kind": None} for i in p.items]
+        + [{**row, "open_amount": row["open_amount"] * k,
+            "due_date": row["due_date"] - EPOCH_ORDINAL} for row in claim_rows(p)],
         "level_changes": [{"item_id": c.item_id, "previous_level": c.previous_level,
                            "new_level": c.new_level, "reason": c.reason}
                           for c in p.level_changes],
@@ -739,7 +755,20 @@ def account_json(a: Any) -> dict[str, Any]:
             "interest": _money_json(n.interest, n.currency), "in_effect": n.in_effect(),
             "reversed_items": list(n.reversed_items),
         })
+    claims = open_claims(a)
+    if claims:
+        out["claims"] = _claims_json(claims)
     return out
+
+
+def _claims_json(claims: list[Any]) -> dict[str, Any]:
+    """The charge and interest items of an account (RULES.md decision 12), by item id."""
+    return {c.item_id: {"kind": c.kind, "notice_id": c.notice_id, "currency": c.currency,
+                        "amount": _money_json(c.amount, c.currency),
+                        "open_amount": _money_json(amount, c.currency),
+                        "due_date": iso(c.due_day), "group": c.group,
+                        "status": "open" if c.amount else "reversed"}
+            for c, amount in claims}
 
 
 def render_account(body: dict[str, Any]) -> str:
@@ -758,6 +787,10 @@ def render_account(body: dict[str, Any]) -> str:
     for item_id, it in sorted(body["items"].items()):
         lines.append(f"  {item_id:<22} {it['due_date']:<10} {it['amount']:>12} "
                      f"{it['open_amount']:>12}  {it['level']:>5}  {it['last_dunned'] or '-'}")
+    for item_id, c in sorted(body.get("claims", {}).items()):
+        lines.append(f"  {item_id:<22} {c['due_date']:<10} {c['amount']:>12} "
+                     f"{c['open_amount']:>12}  {c['kind']} of notice {c['notice_id']}"
+                     f"{'' if c['status'] == 'open' else ' (reversed)'}")
     for cur, amount in body["credit"].items():
         lines.append(f"  credit {amount} {cur}")
     if body.get("next_evaluation_date"):

@@ -22,6 +22,10 @@ record an array of its fields in a fixed order, no field names. To stay small:
 - activities are indices into ``ACTIVITIES``;
 - a notice's letter recipient and language equal to the account's current master data
   are stored as ``true`` (the master is stored in the same value, so this is exact).
+- a notice of a procedure with ``clearing_order`` (RULES.md decision 12) ends with
+  ``pay_within_days``, the order and the charge and interest items it listed
+  (``[item_id, kind, notice_id, open, due_day]``); a proposal with either ends with the
+  order and its listed items after ``pay_within_days``. Rows without them are unchanged.
 
 Derived fields (status, open amount) are stored too, so reading needs no computation,
 and objects are built without going through the frozen dataclasses' ``__init__`` (which
@@ -45,6 +49,7 @@ from domain.money import minor_units
 from domain.procedures import ACTIVITIES
 from domain.state import (
     Account,
+    ClaimLine,
     ExecutedNotice,
     ImportedLevel,
     Invoice,
@@ -110,6 +115,7 @@ _Proposal = _maker(Proposal)
 _ProposedItem = _maker(ProposedItem)
 _LevelChange = _maker(LevelChange)
 _LeftOut = _maker(LeftOutItem)
+_ClaimLine = _maker(ClaimLine)
 
 
 def _pack_parts(parts: tuple[InterestPart, ...] | None, reason: str | None) -> list[Any]:
@@ -236,8 +242,28 @@ def _pack_notice(n: ExecutedNotice, master: Master | None) -> list[Any]:
         language,
         recipient,
         n.reversed_items,
-        *([n.pay_within_days] if n.pay_within_days != 14 else []),
+        *_notice_tail(n),
     ]
+
+
+def _notice_tail(n: ExecutedNotice) -> list[Any]:
+    """pay_within_days (left off at 14), then, with claimable items (RULES.md decision
+    12), the clearing order and the listed charge and interest items of earlier notices."""
+    if n.clearing_order is None and not n.claims:
+        return [n.pay_within_days] if n.pay_within_days != 14 else []
+    return [n.pay_within_days, _pack_order(n.clearing_order), _pack_claims(n.claims)]
+
+
+def _pack_order(order: tuple[str, ...] | None) -> list[str] | None:
+    return None if order is None else list(order)
+
+
+def _pack_claims(claims: tuple[ClaimLine, ...]) -> list[Any]:
+    return [[c.item_id, c.kind, c.notice_id, c.open_amount, c.due_day] for c in claims]
+
+
+def _unpack_claims(rows: Any) -> tuple[ClaimLine, ...]:
+    return tuple([_ClaimLine(*c) for c in rows])
 
 
 def _pack_proposal(p: Proposal) -> list[Any]:
@@ -277,7 +303,13 @@ def _pack_proposal(p: Proposal) -> list[Any]:
         p.last_notice_date,
         *(
             [[_ACTIVITY_INDEX[a] for a in p.activities_below_minimum], p.pay_within_days]
-            if p.activities_below_minimum or p.pay_within_days != 14
+            if p.activities_below_minimum or p.pay_within_days != 14 or p.claims
+            or p.clearing_order is not None
+            else []
+        ),
+        *(
+            [_pack_order(p.clearing_order), _pack_claims(p.claims)]
+            if p.claims or p.clearing_order is not None
             else []
         ),
     ]
@@ -395,6 +427,8 @@ def _unpack_notice(r: Any, master: Master | None) -> ExecutedNotice:
         recipient,
         r[13],
         r[14] if len(r) > 14 else 14,
+        tuple(r[15]) if len(r) > 15 and r[15] is not None else None,
+        _unpack_claims(r[16]) if len(r) > 16 else (),
     )
 
 
@@ -419,6 +453,8 @@ def _unpack_proposal(r: Any, account_id: str) -> Proposal:
         r[15],
         tuple([ACTIVITIES[a] for a in r[16]]) if len(r) > 16 else (),
         r[17] if len(r) > 17 else 14,
+        _unpack_claims(r[19]) if len(r) > 19 else (),
+        tuple(r[18]) if len(r) > 18 and r[18] is not None else None,
     )
 
 

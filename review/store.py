@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS positions (topic TEXT, part INTEGER, next INTEGER,
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, payment_run_id TEXT, as_of TEXT,
     started_at TEXT, scheduled_at TEXT, completed INTEGER DEFAULT 0, evaluated INTEGER,
     proposals INTEGER, executed_at TEXT, notices INTEGER, not_executed INTEGER,
-    approved_by TEXT, deleted_by TEXT, reversed_by TEXT, refused TEXT);
+    approved_by TEXT, deleted_by TEXT, reversed_by TEXT, refused TEXT,
+    auto_notices INTEGER DEFAULT 0);
 CREATE TABLE IF NOT EXISTS proposals (proposal_id TEXT PRIMARY KEY, run_id TEXT,
     account_id TEXT, procedure_id TEXT, dunning_group TEXT, currency TEXT,
     old_level INTEGER, level INTEGER, items INTEGER, charge TEXT, interest TEXT,
@@ -144,9 +145,16 @@ class ReviewStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._add_columns()
         #: bumped by every change: a run's summary is computed once per version
         self.version = 0
         self._summaries: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def _add_columns(self) -> None:
+        """Columns added since a store was made (it is kept across versions)."""
+        have = {row["name"] for row in self.db.execute("PRAGMA table_info(runs)")}
+        if "auto_notices" not in have:
+            self.db.execute("ALTER TABLE runs ADD COLUMN auto_notices INTEGER DEFAULT 0")
 
     def close(self) -> None:
         self.db.close()
@@ -347,6 +355,12 @@ def _run_completed(db: sqlite3.Connection, r: dict[str, Any]) -> None:
 
 
 def _activity_completed(db: sqlite3.Connection, r: dict[str, Any]) -> None:
+    """The approval's activity run executes the run; the auto-approved proposals' (sent
+    with the proposal run) only counts its notices: the clerk has still to decide."""
+    if r.get("auto_approved"):
+        db.execute("UPDATE runs SET auto_notices = ? WHERE run_id = ?",
+                   (r["notices"], r["run_id"]))
+        return
     db.execute("UPDATE runs SET executed_at = ?, notices = ?, not_executed = ? "
                "WHERE run_id = ?", (_text(r["completed_at"]) or "", r["notices"],
                                     r.get("not_executed", 0), r["run_id"]))

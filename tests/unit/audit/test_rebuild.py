@@ -264,3 +264,46 @@ def test_the_report_says_a_level_was_imported_not_earned():
     rows = [line.split(",") for line in export_csv(rebuilt).splitlines()]
     imported = [r for r in rows if r[2] == "DunningLevelImported"]
     assert len(imported) == 3 and all("imported" in r for r in imported)
+
+
+# ---------------------------------------------------------------- charge and interest items
+def test_the_replay_shows_the_charge_items_a_notice_keeps_lists_and_reverses():
+    """RULES.md decision 12, charges first: the notice of 10.02.2026 (level 1, no charge
+    under STANDARD) keeps nothing; the one of 10.03. (level 2) keeps its charge 5.00 and
+    its interest as items; a payment of 5.00 after it clears the charge (not on the
+    history); its reversal takes both back. The replay rebuilds them without a problem,
+    the live account's charge item is the one the history names, and the report shows
+    "charge of notice N: 5.00, due 24.03.2026, reversed"."""
+    from dataclasses import replace
+
+    from audit.report import account_json, render_table
+    from domain.procedures import CHARGES_FIRST
+    from domain.settlement import open_claims
+    from tests.unit.domain.builders import apply, pay
+
+    procs = {"P": replace(standard(), clearing_order=CHARGES_FIRST)}
+    acc = account(upsert(), invoice("I", item("A", 10000, JAN - 20)))
+    out: list[tuple[str, dict]] = []
+    for as_of, run in ((FEB, "R1/1"), (MAR, "R2/1")):
+        acc = record_proposals(acc, propose(acc, procs, as_of, run).proposals)
+        acc, notice = execute(acc, acc.pending[0].proposal_id)
+        out.append(convert.notice_history(acc, notice))
+    assert notice.history.claims is not None and len(notice.history.claims) == 2
+    acc = apply(acc, pay("PAY", 500, MAR + 1))
+    charge_id = f"{notice.notice_id}/charge"
+    assert {c.item_id: o for c, o in open_claims(acc)}[charge_id] == 0
+    rebuilt = replay(log(encoded(out)))[0]["ACC-1"]
+    assert rebuilt.problems == []
+    assert sorted(rebuilt.claims) == [charge_id, f"{notice.notice_id}/interest"]
+    charge = rebuilt.claims[charge_id]
+    assert (charge.amount, charge.due_date) == (Decimal("5.00"), date(2026, 3, 24))
+    assert f"charge of notice {notice.notice_id}: 5.00, due 2026-03-24" in render_table(rebuilt)
+    acc, rev = reverse(acc, notice.notice_id, None, "rev-1", "clerk", "sent in error")
+    out.append(convert.reversal_history(acc, rev))
+    rebuilt = replay(log(encoded(out)))[0]["ACC-1"]
+    assert rebuilt.problems == [] and rebuilt.claims[charge_id].claimed == 0
+    assert account_json(rebuilt)["claims"][charge_id]["text"].endswith("reversed")
+    live = convert.account_json(acc)
+    live["history_seq"], live["history_head"] = rebuilt.seq, rebuilt.head
+    assert compare(rebuilt, live) == []
+    assert live["claims"][charge_id]["status"] == "reversed"

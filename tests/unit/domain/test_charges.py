@@ -98,8 +98,21 @@ def test_new_fields_round_trip_and_are_left_out_at_their_default() -> None:
     proc = parse_procedure(raw)
     assert parse_procedure(procedure_to_dict(proc)) == proc
     plain = parse_procedure(BASE)
+    assert plain.clearing_order is None
     assert set(procedure_to_dict(plain)) == set(BASE) | {"auto_approve"}
     assert "pay_within_days" not in procedure_to_dict(plain)["levels"][0]
+
+
+def test_either_clearing_order_is_accepted_and_kept_when_set() -> None:
+    """RULES.md decision 12: either order is accepted; set (even the principal-first one),
+    it is kept as given, so the procedure's notices keep charges and interest as items;
+    left out, it stays ``None`` (postings only, as before)."""
+    for order in (["charges", "interest", "principal"], ["principal", "interest", "charges"]):
+        proc = parse_procedure({**BASE, "clearing_order": order})
+        assert proc.clearing_order == tuple(order)
+        assert procedure_to_dict(proc)["clearing_order"] == order
+        assert proc.terms("EUR").clearing_order == tuple(order)
+    assert "clearing_order" not in procedure_to_dict(parse_procedure(BASE))
 
 
 def test_a_base_rate_replaces_the_fixed_rate() -> None:
@@ -120,7 +133,7 @@ def test_a_base_rate_replaces_the_fixed_rate() -> None:
         ({"interest_base": "average"}, "interest_base must be one of"),
         ({"clearing_order": ["interest", "charges", "principal"]}, "clearing_order must be"),
         ({"interest_spread_percent": "2"}, "needs interest_base_rate"),
-        ({"clearing_order": ["charges", "interest", "principal"]}, "claimable items"),
+        ({"clearing_order": "charges"}, "clearing_order must be a list"),
     ],
 )
 def test_bad_procedure_options_are_refused(change: dict, message: str) -> None:

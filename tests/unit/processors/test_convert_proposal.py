@@ -58,3 +58,27 @@ def test_the_fast_record_on_the_benchmarks_accounts(tmp_path) -> None:
     for p in proposals:
         assert CODEC.encode_raw("DunningProposed", convert.proposal_record(p, raw=True)) == \
             CODEC.encode_raw("DunningProposed", _generic(p))
+
+
+def test_a_listed_charge_item_is_a_row_of_kind_charge_both_ways() -> None:
+    """RULES.md decision 12: the open charge 5.00 of the first notice (pay by 29.01.2024)
+    is listed on the second (05.02.) as a `ProposedItem` of kind `charge`, 7 days late,
+    levels 0, after the invoice item (kind null); both ways give the same bytes."""
+    from dataclasses import replace
+
+    from domain.activity_run import execute
+    from domain.procedures import CHARGES_FIRST
+    from domain.review import record_proposals
+    from tests.unit.domain.builders import account, day, invoice, item, level, procedure, upsert
+
+    proc = replace(procedure(level(1, 7, charge="5.00"), level(2, 21, charge="10.00")),
+                   clearing_order=CHARGES_FIRST)
+    acc = account(upsert(), invoice("I", item("I-1", 10000, day("2024-01-01"))))
+    (p,) = propose(acc, {"P": proc}, day("2024-01-15"), "R/1").proposals
+    acc, notice = execute(record_proposals(acc, [p]), p.proposal_id)
+    (second,) = propose(acc, {"P": proc}, day("2024-02-05"), "R/2").proposals
+    fast = convert.proposal_record(second, raw=True)
+    rows = [(i["item_id"], i["kind"], i["days_in_arrears"], i["new_level"]) for i in fast["items"]]
+    assert rows == [("I-1", None, 35, 2), (f"{notice.notice_id}/charge", "charge", 7, 0)]
+    assert CODEC.encode_raw("DunningProposed", fast) == \
+        CODEC.encode("DunningProposed", convert.proposal_record(second))

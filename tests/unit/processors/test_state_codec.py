@@ -123,3 +123,33 @@ def test_every_compacted_account_round_trips_exactly(case, offset) -> None:  # t
     data = pack(acc)
     assert unpack(data) == acc
     assert pack(unpack(data)) == data
+
+
+def test_charge_and_interest_items_round_trip_and_leave_other_rows_alone() -> None:
+    """RULES.md decision 12: a notice that keeps its charge and interest as items stores its
+    clearing order and the claims it listed; a pending proposal its claims too. A notice
+    without them packs as before (no trailing fields)."""
+    from domain.activity_run import execute
+    from domain.procedures import CHARGES_FIRST
+    from domain.proposal_run import propose
+    from domain.review import record_proposals
+    from tests.unit.domain.builders import level, procedure
+
+    plain = procedure(level(1, 7, charge="5.00"), level(2, 21, charge="10.00", interest=True))
+    proc = replace(plain, clearing_order=CHARGES_FIRST)
+    acc = account(upsert(), invoice("I", item("I-1", 10000, day("2024-01-01"))))
+    (p,) = propose(acc, {"P": proc}, day("2024-01-15"), "R/1").proposals
+    acc, _ = execute(record_proposals(acc, [p]), p.proposal_id)
+    (second,) = propose(acc, {"P": proc}, day("2024-02-05"), "R/2").proposals
+    assert second.claims and second.clearing_order == CHARGES_FIRST
+    pending = record_proposals(acc, [second])
+    assert unpack(pack(pending)) == pending
+    done, _ = execute(pending, second.proposal_id)
+    assert done.notices[1].claims == second.claims
+    assert unpack(pack(done)) == done
+    # the same notice without clearing_order packs as before: no trailing fields
+    fresh = account(upsert(), invoice("I", item("I-1", 10000, day("2024-01-01"))))
+    (q,) = propose(fresh, {"P": plain}, day("2024-01-15"), "R/3").proposals
+    row = msgpack.unpackb(pack(record_proposals(fresh, [q])), strict_map_key=False)
+    assert q.clearing_order is None and not q.claims
+    assert len(row[16][-1]) == 16  # ends at last_notice_date, as before

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +74,42 @@ def test_a_runs_status_follows_its_decisions_and_the_history(store: ReviewStore)
     assert store.run(RUN)["status"] == "executed"
     feed(store, ("DunningNoticeReversed", {"notice_id": "n1", "reason": "sent in error"}))
     assert store.proposal("prop-000001")["decision"] == "reversed"
+
+
+def test_the_auto_approved_proposals_activity_run_does_not_execute_the_run(
+        store: ReviewStore) -> None:
+    """A run has two `ActivityRunCompleted`: the auto-approved proposals' with the proposal
+    run, and the approval's. Only the second makes the run executed."""
+    a_run(store)
+    feed(store, ("ActivityRunCompleted", {"run_id": RUN, "notices": 2, "not_executed": 0,
+                                          "completed_at": None, "auto_approved": True}))
+    run = store.run(RUN)
+    assert (run["status"], run["auto_notices"], run["executed_at"]) == ("proposed", 2, None)
+    feed(store, ("RunApproved", {"event_id": "d3", "run_id": RUN, "decided_by": "anna"}),
+         ("ActivityRunCompleted", {"run_id": RUN, "notices": 3, "not_executed": 1,
+                                   "completed_at": None, "auto_approved": False}))
+    run = store.run(RUN)
+    assert (run["status"], run["auto_notices"], run["notices"], run["not_executed"]) == (
+        "executed", 2, 3, 1)
+
+
+def test_a_store_made_before_auto_notices_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, payment_run_id TEXT, as_of TEXT,"
+                " started_at TEXT, scheduled_at TEXT, completed INTEGER DEFAULT 0, evaluated "
+                "INTEGER, proposals INTEGER, executed_at TEXT, notices INTEGER, not_executed "
+                "INTEGER, approved_by TEXT, deleted_by TEXT, reversed_by TEXT, refused TEXT)")
+    old.commit()
+    old.close()
+    store = ReviewStore(path)
+    try:
+        a_run(store)
+        feed(store, ("ActivityRunCompleted", {"run_id": RUN, "notices": 2, "not_executed": 0,
+                                              "completed_at": None, "auto_approved": True}))
+        assert store.run(RUN)["auto_notices"] == 2
+    finally:
+        store.close()
 
 
 def test_a_refused_deletion_leaves_the_run_as_it_was(store: ReviewStore) -> None:

@@ -36,6 +36,7 @@ NOTICE_ITEMS = [
         "open_amount": D("119.00"),
         "level": 2,
         "interest_parts": None,
+        "kind": None,
     },
     {
         "item_id": "INV-2025-0203/1",
@@ -45,6 +46,7 @@ NOTICE_ITEMS = [
         "open_amount": D("45.50"),
         "level": 1,
         "interest_parts": None,
+        "kind": None,
     },
 ]
 
@@ -347,6 +349,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "commands": 1_402_877,
         "completed_at": datetime(2025, 4, 1, 6, 0, tzinfo=UTC),
         "not_executed": 4,
+        "auto_approved": False,
     },
     "RunDecisionRefused": {
         "event_id": "rdr-0001",
@@ -397,6 +400,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
                     }
                 ],
                 "interest_reason": None,
+                "kind": None,
             },
             {
                 "item_id": "INV-2025-0203/1",
@@ -411,6 +415,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "interest_from": date(2025, 3, 3),
                 "interest_parts": None,
                 "interest_reason": None,
+                "kind": None,
             },
         ],
         "level_changes": [
@@ -527,6 +532,16 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "total_due": D("171.13"),
         "items": ITEM_CHANGES,
         "command_ids": ["cmd-letter-0001", "cmd-post-0001", "cmd-post-0002"],
+        "claims": [
+            {
+                "item_id": f"{NOTICE}/charge",
+                "kind": "charge",
+                "notice_id": NOTICE,
+                "amount": D("5.00"),
+                "open_amount": D("5.00"),
+                "due_date": date(2025, 4, 14),
+            }
+        ],
     },
     "DunningNoticeReversed": {
         **_history(8, "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752", "h-8"),

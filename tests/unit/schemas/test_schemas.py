@@ -137,9 +137,9 @@ def test_the_two_proposal_rejected_records_are_distinct() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_optional_fields_are_null_unions_defaulting_to_null(name: str) -> None:
     """Optional fields are ``["null", T]`` with default null; a count or text added to a
-    record later (CONTRACT.md: ``not_executed``, default 0) has a default of its own type,
-    so old records still read."""
-    own_type = {"long": int, "int": int, "string": str}
+    record later (CONTRACT.md: ``not_executed``, default 0; ``auto_approved``, default
+    false) has a default of its own type, so old records still read."""
+    own_type = {"long": int, "int": int, "string": str, "boolean": bool}
     for node in walk(schemas.raw(name)):
         if isinstance(node.get("type"), list):
             assert node["type"][0] == "null" and len(node["type"]) == 2, node
@@ -192,6 +192,7 @@ def test_nested_types_are_defined_once_in_shared_files() -> None:
         "_NoticeItem",
         "_Recipient",
         "_NoticeItemChange",
+        "_NoticeClaim",
     }
     # The record files only refer to them by name: one definition each, in its own file.
     for stem, schema in schemas._files().items():
