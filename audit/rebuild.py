@@ -22,7 +22,7 @@ no event id may appear twice in one chain. A record that fails is reported
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -39,7 +39,7 @@ from schemas.codec import EPOCH_ORDINAL
 
 HISTORY_TYPES = ("DunningNoticeIssued", "DunningNoticeReversed", "history.ProposalRejected",
                  "ItemLevelChanged", "ProposalNotExecuted", "NoticeReversalRefused",
-                 "DunningLevelImported")
+                 "DunningLevelImported", "LetterDeliveryRecorded")
 
 # ---------------------------------------------------------------------- raw records
 # The replay decodes on the codec's raw path (`Codec.decode_raw`: amounts as unscaled
@@ -117,7 +117,15 @@ def typed(record_type: str, record: dict[str, Any]) -> dict[str, Any]:
         for name in ("old_last_dunned", "new_last_dunned", "old_interest_until",
                      "new_interest_until", "notice_date"):
             record[name] = _day(record[name])
+    elif record_type == "LetterDeliveryRecorded" and isinstance(record["at"], int):
+        try:
+            record["at"] = _EPOCH + timedelta(milliseconds=record["at"])
+        except OverflowError as exc:
+            raise RawValueError(f"{record['at']} is not a timestamp") from exc
     return record
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 ItemState = ItemDunning
@@ -249,6 +257,31 @@ class ImportedLevel:
 
 
 @dataclass(slots=True)
+class Delivery:
+    """What happened to a letter (`LetterDeliveryRecorded`, decision 14): `outcome`
+    `sent` (detail: the address), `failed` (the reason) or `printed` (the batch)."""
+
+    seq: int
+    event_id: str
+    delivery_event_id: str
+    command_id: str
+    notice_id: str
+    outcome: str
+    detail: str
+    attempt: int
+    permanent: bool
+    next_step: str | None
+    fallback: bool
+    at: datetime
+    as_of: date
+
+    @property
+    def reached(self) -> bool:
+        """The customer was reached: the e-mail was taken, or the letter was printed."""
+        return self.outcome in ("sent", "printed")
+
+
+@dataclass(slots=True)
 class ClaimItem:
     """A notice's charge or interest kept as an item of the account (`DunningNoticeIssued.
     claims`, RULES.md decision 12): what it claims, what reversals took back, and its open
@@ -303,6 +336,8 @@ class AccountHistory:
     outcomes: list[Outcome] = field(default_factory=list)
     level_changes: list[LevelChange] = field(default_factory=list)
     imported: list[ImportedLevel] = field(default_factory=list)
+    #: what happened to the letters of its notices, in chain order
+    deliveries: list[Delivery] = field(default_factory=list)
     items: dict[str, ItemDunning[date]] = field(default_factory=dict)
     #: charge and interest items of notices (RULES.md decision 12), by item id
     claims: dict[str, ClaimItem] = field(default_factory=dict)
@@ -369,6 +404,8 @@ class Rebuilder:
             self._level_changed(ctx, record)
         elif record_type == "DunningLevelImported":
             self._imported(ctx, record)
+        elif record_type == "LetterDeliveryRecorded":
+            self._delivery(ctx, record)
         elif record_type in ("ProposalNotExecuted", "NoticeReversalRefused"):
             subject = record.get("proposal_id") or record.get("notice_id") or ""
             acc.outcomes.append(Outcome(ref.seq, ref.event_id, record_type, subject,
@@ -466,6 +503,21 @@ class Rebuilder:
                                               r["import_event_id"], r["item_id"],
                                               ctx.ref.recorded_for, change, r["notice_date"]))
         ctx.change(change)
+
+    def _delivery(self, ctx: _Context, r: dict[str, Any]) -> None:
+        """A letter's outcome: it changes no item; its notice must be one of the account's
+        and the letter one of that notice's commands."""
+        notice = ctx.acc.notices.get(r["notice_id"])
+        if self.check and notice is None:
+            ctx.problem(f"a letter outcome for notice {r['notice_id']}, which the account's "
+                        "history does not hold")
+        elif self.check and notice is not None and r["command_id"] not in notice.command_ids:
+            ctx.problem(f"a letter outcome for command {r['command_id']}, which notice "
+                        f"{notice.notice_id} did not emit")
+        ctx.acc.deliveries.append(Delivery(
+            ctx.ref.seq, ctx.ref.event_id, r["delivery_event_id"], r["command_id"],
+            r["notice_id"], r["outcome"], r["detail"], r["attempt"], r["permanent"],
+            r.get("next_step"), r["fallback"], r["at"], ctx.ref.recorded_for))
 
 
 def _reverse_claims(claims: dict[str, ClaimItem], notice_id: str, charge: Decimal,

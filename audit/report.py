@@ -14,7 +14,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from audit.rebuild import AccountHistory, ClaimItem, ItemChange, Notice, RecordRef, Reversal
+from audit.rebuild import (
+    AccountHistory,
+    ClaimItem,
+    Delivery,
+    ItemChange,
+    Notice,
+    RecordRef,
+    Reversal,
+)
 from audit.runs import RunStarts, start_text
 from domain.money import minor_units
 
@@ -82,6 +90,41 @@ def reversal_json(r: Reversal) -> dict[str, Any]:
         "command_ids": r.command_ids, "reason": r.reason, "requested_by": r.requested_by,
         "items": _changes(r.items, c),
     }
+
+
+def delivery_json(d: Delivery) -> dict[str, Any]:
+    return {"seq": d.seq, "notice_id": d.notice_id, "command_id": d.command_id,
+            "outcome": d.outcome, "detail": d.detail, "attempt": d.attempt,
+            "permanent": d.permanent, "next_step": d.next_step, "fallback": d.fallback,
+            "at": iso_time(d.at), "delivery_event_id": d.delivery_event_id}
+
+
+def letters_reached(acc: AccountHistory) -> list[dict[str, Any]]:
+    """Per notice that sends a letter (or has a letter outcome), whether the customer was
+    reached (decision 14): `reached` true (an e-mail taken, or printed), false (only
+    failures so far), or null (no outcome recorded); `how` says by what, when."""
+    by_notice: dict[str, list[Delivery]] = {}
+    for d in acc.deliveries:
+        by_notice.setdefault(d.notice_id, []).append(d)
+    ids = [n.notice_id for n in acc.notices.values() if "letter" in n.activities]
+    ids += [n for n in by_notice if n not in ids]
+    out = []
+    for notice_id in ids:
+        seen = by_notice.get(notice_id, [])
+        reached = next((d for d in seen if d.reached), None)
+        failures = [d for d in seen if d.outcome == "failed"]
+        how = None
+        if reached is not None:
+            how = (f"e-mail to {reached.detail}" if reached.outcome == "sent" else
+                   f"printed ({reached.detail})"
+                   + (", after the e-mail failed" if reached.fallback else ""))
+        elif failures:
+            how = f"e-mail failed: {failures[-1].detail} (next: {failures[-1].next_step})"
+        out.append({"notice_id": notice_id,
+                    "reached": None if not seen else reached is not None,
+                    "how": how, "at": iso_time(reached.at) if reached else None,
+                    "failed_attempts": len(failures)})
+    return out
 
 
 def ref_json(ref: RecordRef) -> dict[str, Any]:
@@ -175,6 +218,8 @@ def account_json(acc: AccountHistory, runs: RunStarts | None = None) -> dict[str
              "notice_date": iso(i.notice_date)}
             for i in acc.imported
         ],
+        "deliveries": [delivery_json(d) for d in acc.deliveries],
+        "letters": letters_reached(acc),
         "problems": [p.as_json() for p in acc.problems],
     }
 
@@ -231,6 +276,12 @@ def render_table(acc: AccountHistory, runs: RunStarts | None = None) -> str:
                             f"{'':<24} {i.change.new_level:>5} {'':>9} {'':>9} {'':>11}  "
                             f"{i.item_id} (imported, not earned; last notice "
                             f"{_d(i.notice_date or i.change.new_last_dunned)})"))
+    for dl in acc.deliveries:
+        what = {"sent": "letter sent", "failed": "letter failed",
+                "printed": "letter printed"}.get(dl.outcome, dl.outcome)
+        rows.append((dl.seq, f"  {dl.seq:>4}  {_d(dl.as_of):<10}  {what:<17} {'':<24} "
+                             f"{'':>5} {'':>9} {'':>9} {'':>11}  {dl.notice_id} "
+                             f"({dl.detail}{'; ' + dl.next_step if dl.next_step else ''})"))
     lines += [text for _, text in sorted(rows)]
     lines.append("")
     lines.append(f"  {'item':<28} {'level':>5}  {'last dunned':<11}  {'interest until':<14}  "
@@ -253,6 +304,16 @@ def render_table(acc: AccountHistory, runs: RunStarts | None = None) -> str:
                          f"{'' if ch.listed else '  (not listed)'}"
                          f"{f'  ({ch.interest_reason})' if ch.interest_reason else ''}")
             lines += [f"      interest {part}" for part in ch.interest_parts]
+    reached = letters_reached(acc)
+    if reached:
+        lines.append("")
+        lines.append("  letters: was the customer reached?")
+        for lt in reached:
+            answer = {True: "reached", False: "NOT reached", None: "no outcome yet"}[
+                lt["reached"]]
+            lines.append(f"    notice {lt['notice_id']}: {answer}"
+                         + (f", {lt['how']}" if lt["how"] else "")
+                         + (f" ({lt['at']})" if lt["at"] else ""))
     if acc.problems:
         lines.append("")
         lines += [f"  PROBLEM {p}" for p in acc.problems]
@@ -277,6 +338,7 @@ def _rows_of(acc: AccountHistory) -> Iterable[dict[str, Any]]:
     changes = {c.seq: c for c in acc.level_changes}
     outcomes = {o.seq: o for o in acc.outcomes}
     imported = {i.seq: i for i in acc.imported}
+    deliveries = {d.seq: d for d in acc.deliveries}
     for ref in acc.records:
         base: dict[str, Any] = {
             "account_id": acc.account_id, "seq": ref.seq, "record_type": ref.record_type,
@@ -321,6 +383,10 @@ def _rows_of(acc: AccountHistory) -> Iterable[dict[str, Any]]:
         elif ref.seq in imported:
             base.update(reason="imported")
             items = [imported[ref.seq].change]
+        elif ref.seq in deliveries:
+            d = deliveries[ref.seq]
+            base.update(notice_id=d.notice_id, command_ids=d.command_id,
+                        reason=f"{d.outcome}: {d.detail}")
         if not items:
             yield base
         for ch in items:

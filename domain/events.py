@@ -24,6 +24,7 @@ __all__ = [
     "InvoiceCancelled",
     "InvoiceIssued",
     "InvoiceItem",
+    "LetterDelivery",
     "PaymentReceived",
     "PaymentReversed",
     "PostalAddress",
@@ -173,6 +174,30 @@ class InstallmentPlanCancelled:
     plan_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class LetterDelivery:
+    """What happened to a letter, from the letter service (``LetterSent``,
+    ``LetterDeliveryFailed``, ``LetterPrinted`` on ``dunning.letter-deliveries``; RULES.md
+    10, decision 14). It changes nothing the runs compute; the account remembers its id
+    and its history records it.
+
+    ``outcome``: ``sent``, ``failed`` or ``printed``; ``detail`` the address (sent), the
+    reason (failed) or the print batch (printed); ``at_ms`` when, in milliseconds since
+    1970 (UTC)."""
+
+    event_id: str
+    account_id: str
+    outcome: str
+    command_id: str
+    notice_id: str
+    detail: str
+    attempt: int
+    at_ms: int
+    permanent: bool = False
+    next_step: str | None = None
+    fallback: bool = False
+
+
 InputEvent = (
     AccountUpserted
     | DunningLockSet
@@ -185,4 +210,5 @@ InputEvent = (
     | InstallmentPlanCreated
     | InstallmentPlanCancelled
     | DunningHistoryImported
+    | LetterDelivery
 )

@@ -14,6 +14,7 @@ __all__ = [
     "DunningLevelImported",
     "DunningNoticeIssued",
     "DunningNoticeReversed",
+    "LetterDeliveryRecorded",
     "NoticeItemChange",
     "NoticeReversalRefused",
     "ProposalNotExecuted",
@@ -179,4 +180,27 @@ class DunningLevelImported:
     old_interest_until: int | None
     new_interest_until: int | None
     notice_date: int | None
+    as_of_date: int
+
+
+@dataclass(frozen=True, slots=True)
+class LetterDeliveryRecorded:
+    """What happened to a letter of one of the account's notices (RULES.md 10, decision
+    14): ``outcome`` ``sent`` (``detail`` the address), ``failed`` (the reason, with
+    ``permanent`` and ``next_step``) or ``printed`` (the print batch; ``fallback``: because
+    the e-mail failed). ``as_of_date`` (the record's ``recorded_for``) is the day it
+    happened; ``at_ms`` the moment, in milliseconds since 1970 (UTC)."""
+
+    event_id: str
+    account_id: str
+    delivery_event_id: str
+    command_id: str
+    notice_id: str
+    outcome: str
+    detail: str
+    attempt: int
+    permanent: bool
+    next_step: str | None
+    fallback: bool
+    at_ms: int
     as_of_date: int

@@ -24,10 +24,11 @@ from domain.events import (
     InstallmentPlanCreated,
     InvoiceCancelled,
     InvoiceIssued,
+    LetterDelivery,
     PaymentReceived,
     PaymentReversed,
 )
-from domain.history import DunningLevelImported
+from domain.history import DunningLevelImported, LetterDeliveryRecorded
 from domain.ids import history_event_id
 from domain.money import MINOR_UNITS
 from domain.retention import event_day
@@ -473,6 +474,44 @@ def import_history(before: Account, after: Account,
         as_of_date=new.last_dunned_day)
 
 
+#: The outcomes of a letter, and the next steps of a failed e-mail (decision 14).
+DELIVERY_OUTCOMES = ("sent", "failed", "printed")
+NEXT_STEPS = ("retry", "print", "wait")
+_EPOCH_DAY = 719_163  # date(1970, 1, 1).toordinal()
+_DAY_MS = 86_400_000
+
+
+def check_delivery(e: LetterDelivery) -> None:
+    """A delivery outcome that makes sense, or ``Rejected("invalid_delivery")``."""
+    where = f"delivery of letter {e.command_id!r}"
+    if e.outcome not in DELIVERY_OUTCOMES:
+        raise Rejected("invalid_delivery", f"{where}: unknown outcome {e.outcome!r}")
+    if e.outcome == "failed" and e.next_step not in NEXT_STEPS:
+        raise Rejected("invalid_delivery", f"{where}: next_step {e.next_step!r} is not "
+                       f"one of {', '.join(NEXT_STEPS)}")
+    if e.outcome != "printed" and e.attempt < 1:
+        raise Rejected("invalid_delivery", f"{where}: attempt {e.attempt} is not 1 or more")
+    if not e.command_id or not e.notice_id:
+        raise Rejected("invalid_delivery", f"{where}: command_id and notice_id must be set")
+
+
+def _on_letter_delivery(account: Account, e: LetterDelivery) -> dict[str, Any]:
+    """A letter's outcome changes no state a run reads: the account only remembers its
+    id (by :func:`evolve`), so the history records it once (:func:`delivery_history`)."""
+    check_delivery(e)
+    return {}
+
+
+def delivery_history(e: LetterDelivery) -> LetterDeliveryRecorded:
+    """The history record of a letter's outcome, recorded for the day it happened."""
+    return LetterDeliveryRecorded(
+        event_id=history_event_id("LetterDeliveryRecorded", e.event_id),
+        account_id=e.account_id, delivery_event_id=e.event_id, command_id=e.command_id,
+        notice_id=e.notice_id, outcome=e.outcome, detail=e.detail, attempt=e.attempt,
+        permanent=e.permanent, next_step=e.next_step, fallback=e.fallback, at_ms=e.at_ms,
+        as_of_date=_EPOCH_DAY + e.at_ms // _DAY_MS)
+
+
 _HANDLERS: dict[type, Any] = {
     AccountUpserted: _on_account_upserted,
     DunningLockSet: _on_lock_set,
@@ -485,6 +524,7 @@ _HANDLERS: dict[type, Any] = {
     InstallmentPlanCreated: _on_plan_created,
     InstallmentPlanCancelled: _on_plan_cancelled,
     DunningHistoryImported: _on_history_imported,
+    LetterDelivery: _on_letter_delivery,
 }
 
 

@@ -10,6 +10,7 @@
     dunning letters check-texts [--texts FOLDER] [--procedures FILE]
     dunning letters preview --procedure P --level N --language L [--texts FOLDER]
                             [--procedures FILE] [--out FILE.pdf]
+    dunning letters bounce ID --reason TEXT
 
 An ID is a letter's command id, or an unambiguous beginning of it (as `list` shows it).
 `--run` takes a proposal run id (`PR-2025-03-31/1`) or its payment run id (`PR-2025-03-31`).
@@ -165,6 +166,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             print(_report(doc))
         unknown = store.documents(unsent=True)
         unknown = [d for d in unknown if d.status == "unknown"]
+        _publish_feedback(settings, store)
     failed = [d for d in docs if d.status != "sent"]
     print(f"{len(docs) - len(failed)} sent, {len(failed)} failed", file=sys.stderr)
     for d in unknown:
@@ -187,6 +189,8 @@ def cmd_resend(args: argparse.Namespace) -> int:
         for doc in docs:
             if doc.delivery != "email":
                 why = "print channel" if doc.channel == "print" else "no e-mail address"
+                if store.printed_instead(doc.command_id):
+                    why = "its e-mail was given up: printed instead"
                 print(f"skipped  {doc.command_id[:SHORT_ID]}  {doc.account_id}: {why}, "
                       "never e-mailed")
                 code = 1
@@ -200,6 +204,7 @@ def cmd_resend(args: argparse.Namespace) -> int:
             print(_report(after))
             if after.status != "sent":
                 code = 1
+        _publish_feedback(settings, store)
     return code
 
 
@@ -221,6 +226,46 @@ def cmd_print(args: argparse.Namespace) -> int:
         raise SystemExit(f"dunning: {exc}") from exc
     print(output)
     print(f"{len(docs)} letters, {pages} pages", file=sys.stderr)
+    _printed(settings, docs, output)
+    return 0
+
+
+# ---------------------------------------------------------------- delivery feedback
+def _publish_feedback(settings: Settings, store: Store) -> None:
+    """Publish the delivery outcomes not published yet (decision 14); without a broker
+    they wait for `letters serve`, which publishes them at start."""
+    from letters.feedback import publish_pending  # heavy: see the top
+
+    try:
+        ensure_broker(settings)
+        asyncio.run(publish_pending(settings, store))
+    except (Exception, SystemExit) as exc:  # ensure_broker exits without a broker
+        print(f"dunning: delivery outcomes not published yet ({exc}); "
+              "`dunning letters serve` publishes them", file=sys.stderr)
+
+
+def _printed(settings: Settings, docs: Any, output: Path) -> None:
+    from letters.feedback import record_printed  # heavy: see the top
+
+    with _store(settings) as store:
+        record_printed(store, docs, output)
+        _publish_feedback(settings, store)
+
+
+def cmd_bounce(args: argparse.Namespace) -> int:
+    from letters.feedback import record_bounce  # heavy: see the top
+
+    settings, cfg = _settings()
+    with _store(settings) as store:
+        doc = _find(store, args.id)
+        try:
+            step = record_bounce(store, cfg, doc, args.reason)
+        except ValueError as exc:
+            raise SystemExit(f"dunning: {exc}") from exc
+        _publish_feedback(settings, store)
+    then = "printed instead (the next `letters print`)" if step == "print" else \
+        "waits for a person (`letters resend`)"
+    print(f"bounced  {doc.command_id[:SHORT_ID]}  {doc.account_id}: {then}")
     return 0
 
 
@@ -397,4 +442,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                     help="take the level's pay_within_days and charge from this file")
     pv.add_argument("--out", default=None, help="the PDF; default: ./preview-….pdf")
     pv.set_defaults(func=cmd_preview)
+    bo = sub.add_parser("bounce", help="a sent e-mail letter bounced (a delivery report)")
+    bo.add_argument("id", help="a command id or its beginning")
+    bo.add_argument("--reason", required=True, help="the bounce reason, as the report says")
+    bo.set_defaults(func=cmd_bounce)
     return p

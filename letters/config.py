@@ -34,6 +34,8 @@ broker, the state folder and the topic prefix; documents go to
 | `DUNNING_INVOICE_DOCUMENTS` | `folder:/srv/{invoice_id}.pdf` or `url:https://…` | – |
 | `DUNNING_INVOICE_DOCUMENTS_TIMEOUT` | seconds per invoice document fetched | 10 |
 | `DUNNING_INVOICE_DOCUMENTS_REQUIRED` | hold an e-mail letter while one is missing | false |
+| `DUNNING_LETTER_PRINT_AFTER_FAILURES` | failed e-mails (all rounds), then print; 0 never | 0 |
+| `DUNNING_LETTER_PRINT_ON_BOUNCE` | `true`: a 5xx refusal or bounce prints at once | `false` |
 """
 
 from __future__ import annotations
@@ -85,13 +87,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
+    if raw == "":
+        return default
     if raw in ("1", "true", "yes", "on"):
         return True
-    raise SettingsError(f"{name} must be true or false, not {env.get(name)!r}")
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
 
 
 def _lines(raw: str) -> tuple[str, ...]:
@@ -139,6 +143,11 @@ class LetterSettings:
     invoice_documents: Source | None = None
     #: An e-mail letter with a missing invoice document is held, not sent without it.
     invoice_documents_required: bool = False
+    #: Failed e-mail attempts of a letter, counted across rounds, after which it becomes a
+    #: print letter (RULES.md 10, decision 14); 0: never, it waits as before.
+    print_after_failures: int = 0
+    #: A permanent refusal (a 5xx reply, a bounce) makes it a print letter at once.
+    print_on_bounce: bool = False
 
     def __post_init__(self) -> None:
         if self.smtp_tls not in TLS_MODES:
@@ -160,6 +169,8 @@ class LetterSettings:
             f"procedures_file={self.procedures_file!r}, "
             f"invoice_documents={self.invoice_documents!r}, "
             f"invoice_documents_required={self.invoice_documents_required})"
+            f"print_after_failures={self.print_after_failures}, "
+            f"print_on_bounce={self.print_on_bounce})"
         )
 
     @property
@@ -208,6 +219,8 @@ class LetterSettings:
             backoff=_float(env, "DUNNING_SMTP_BACKOFF", 2.0),
             retry_after=_float(env, "DUNNING_SMTP_RETRY_AFTER", 900.0),
             **texts_from_env(env),
+            print_after_failures=_int(env, "DUNNING_LETTER_PRINT_AFTER_FAILURES", 0),
+            print_on_bounce=_bool(env, "DUNNING_LETTER_PRINT_ON_BOUNCE", False),
         )
 
 
@@ -242,7 +255,7 @@ def texts_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if default.strip() else FALLBACK,
         "procedures_file": _path(env, "DUNNING_LETTER_PROCEDURES"),
         "invoice_documents": documents,
-        "invoice_documents_required": _flag(env, "DUNNING_INVOICE_DOCUMENTS_REQUIRED"),
+        "invoice_documents_required": _bool(env, "DUNNING_INVOICE_DOCUMENTS_REQUIRED", False),
     }
 
 

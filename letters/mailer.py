@@ -6,6 +6,11 @@ tried again after `backoff`, 2×, 4× … seconds within one round, and after th
 `serve` (`retry_after`, doubling). A permanent refusal (5xx) ends the round and waits for
 a person (`dunning letters send --unsent` or `resend`). A letter is claimed before it is
 sent, so two senders never send the same letter; only `resend` sends a sent one again.
+
+Every attempt's outcome (`LetterSent`, `LetterDeliveryFailed`) is recorded with it, for
+`letters.feedback` to publish. With `print_after_failures`, a letter whose e-mail has
+failed that many times (all rounds) becomes a print letter; with `print_on_bounce`, a
+permanent refusal (a 5xx reply at RCPT or DATA: a bounce) does at once (decision 14).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 
 import structlog
 
+from letters import feedback
 from letters.config import LetterSettings
 from letters.model import Letter, one_line
 from letters.store import Document, Store, now_utc
@@ -63,6 +69,16 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, smtplib.SMTPException):
         return Failure(f"{type(exc).__name__}: {exc}", True)
     return Failure(f"{type(exc).__name__}: {exc}", False)
+
+
+def smtp_code(exc: BaseException) -> int | None:
+    """The SMTP reply code of a failure, when the server gave one (the first refused
+    recipient's for a refusal at RCPT)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return next((int(code) for code, _ in exc.recipients.values()), None)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return int(exc.smtp_code)
+    return None
 
 
 def _text(value: object) -> str:
@@ -149,31 +165,48 @@ class Mailer:
             letter = Letter.from_json(json.loads(self.store.command_json(doc.command_id)))
             msg = build_message(self.cfg, letter, doc, pdf)
         except Exception as exc:  # the document itself is broken: a person has to look
+            error = f"{type(exc).__name__}: {exc}"
+            outcome = feedback.failed(doc, self._get(doc).attempts + 1, error, code=None,
+                                      permanent=True, next_step="wait")
             self.store.record_attempt(doc.command_id, kind=kind, ok=False,
-                                      error=f"{type(exc).__name__}: {exc}", final=True)
+                                      error=error, final=True, outcome=outcome)
             log.error("letter not sendable", command_id=doc.command_id, error=str(exc))
             return self._get(doc)
         for n in range(self.cfg.attempts):
             try:
                 await asyncio.to_thread(self._send, self.cfg, msg)
             except Exception as exc:
-                failure = classify(exc)
-                final = not failure.transient or n == self.cfg.attempts - 1
-                retry = self._retry_after(self._get(doc)) if failure.transient else None
-                self.store.record_attempt(doc.command_id, kind=kind, ok=False,
-                                          error=failure.text, final=final, retry_after=retry)
-                log.warning("e-mail attempt failed", command_id=doc.command_id,
-                            account_id=doc.account_id, attempt=n + 1, error=failure.text,
-                            transient=failure.transient, final=final)
-                if final:
+                if self._failed(doc, kind, n, exc):
                     break
                 await self._sleep(self.cfg.backoff * 2**n)
             else:
-                self.store.record_attempt(doc.command_id, kind=kind, ok=True)
+                attempt = self._get(doc).attempts + 1
+                self.store.record_attempt(
+                    doc.command_id, kind=kind, ok=True,
+                    outcome=feedback.sent(doc, attempt, msg["Message-ID"]))
                 log.info("letter e-mailed", command_id=doc.command_id,
                          account_id=doc.account_id, attempt=n + 1)
                 break
         return self._get(doc)
+
+    def _failed(self, doc: Document, kind: str, n: int, exc: BaseException) -> bool:
+        """Record the failed `n`-th attempt of this round, with its outcome and next step;
+        True when the round ends (a permanent refusal, the last attempt, or print)."""
+        failure = classify(exc)
+        current = self._get(doc)
+        attempt = current.attempts + 1
+        step = feedback.next_step(self.cfg, attempt, permanent=not failure.transient)
+        final = step != "retry" or n == self.cfg.attempts - 1
+        retry = self._retry_after(current) if failure.transient else None
+        outcome = feedback.failed(doc, attempt, failure.text, code=smtp_code(exc),
+                                  permanent=not failure.transient, next_step=step)
+        self.store.record_attempt(doc.command_id, kind=kind, ok=False, error=failure.text,
+                                  final=final, retry_after=retry, outcome=outcome,
+                                  to_print=failure.text if step == "print" else None)
+        log.warning("e-mail attempt failed", command_id=doc.command_id,
+                    account_id=doc.account_id, attempt=n + 1, error=failure.text,
+                    transient=failure.transient, final=final, next_step=step)
+        return final
 
     def _get(self, doc: Document) -> Document:
         current = self.store.get(doc.command_id)

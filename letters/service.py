@@ -8,6 +8,9 @@ cannot use are logged and skipped: the processor's dead-letter topic is for its 
 and these are its outputs.
 
 E-mail letters are sent by a second task, so a slow SMTP server never stalls the consumer.
+That task also publishes what happened to each letter on `dunning.letter-deliveries`
+(`letters.feedback`, decision 14): at start, what an earlier run left unpublished, then
+after every round; `run_until_idle` stops only once everything is published.
 
 For tests and the demo: `await LetterService(settings).run_until_idle(idle_seconds)`, or
 `await render_pending(settings, idle_seconds=...)`: both return the documents rendered.
@@ -35,6 +38,7 @@ from babel.numbers import get_currency_precision
 from config.settings import Settings
 from letters.config import LetterSettings, group_id, letters_dir
 from letters.documents import Collected, collect
+from letters.feedback import Publisher
 from letters.mailer import Mailer, SendFn, SleepFn, smtp_send
 from letters.model import BadLetter, Letter
 from letters.render import Rendered, render
@@ -98,6 +102,7 @@ class LetterService:
         self.mailer = Mailer(self.cfg, self.store, send=send, sleep=sleep)
         self.texts = texts_for(self.cfg)
         self.codec = Codec.from_settings(settings)
+        self.publisher = Publisher(settings, self.store, self.codec)
         self.rendered: list[str] = []  # command ids rendered by this service object
         self.skipped = 0
         self._wake = asyncio.Event()
@@ -227,21 +232,31 @@ class LetterService:
     async def _send_loop(self, stop: asyncio.Event, poll: float) -> None:
         while not stop.is_set():
             self._wake.clear()
-            if self.cfg.email_enabled:
-                self._sending = True
-                try:
+            self._sending = True
+            try:
+                if self.cfg.email_enabled:
                     await self.mailer.send_due()
-                except Exception as exc:  # never let the sender die
-                    log.exception("sending letters failed", error=str(exc))
-                finally:
-                    self._sending = False
+            except Exception as exc:  # never let the sender die
+                log.exception("sending letters failed", error=str(exc))
+            finally:
+                await self._publish()
+                self._sending = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll)
 
+    async def _publish(self) -> None:
+        """Publish the delivery outcomes not published yet; a broker that fails leaves
+        them for the next round (they are kept in the store)."""
+        try:
+            await self.publisher.publish_pending()
+        except Exception as exc:
+            log.warning("delivery outcomes not published yet; tried again later",
+                        error=f"{type(exc).__name__}: {exc}"[:300])
+
     def _nothing_to_send(self) -> bool:
-        if not self.cfg.email_enabled:
-            return True
-        return not self._sending and not self.store.due()
+        if self._sending or self.store.outcomes(unpublished=True, limit=1):
+            return False
+        return not self.cfg.email_enabled or not self.store.due()
 
     async def run(self, stop: asyncio.Event | None = None, *,
                   idle_seconds: float | None = None, poll: float = 30.0) -> list[Document]:

@@ -18,6 +18,14 @@ Delivery (`delivery`, `status`):
 
 The run id of a letter comes from the `DunningNoticeIssued` of its notice (the letter
 command has none): the service records `notice_id -> run_id` from `dunning.history`.
+
+Delivery feedback (RULES.md 10, decision 14): every outcome the service publishes on
+`dunning.letter-deliveries` (`LetterSent`, `LetterDeliveryFailed`, `LetterPrinted`) is a
+row of `outcomes`, written in the transaction that records what happened, and marked
+published once the broker has it (`letters.feedback`): an outbox, so an outcome is
+published at least once, byte for byte the same. An e-mail letter that falls back to print
+gets a row of `print_fallbacks` and becomes a print letter (`delivery` and `status`
+`print`).
 """
 
 from __future__ import annotations
@@ -88,6 +96,37 @@ CREATE INDEX IF NOT EXISTS notices_run ON notices (run_id);
 
 #: Columns added since the first version of the table, added to an older database.
 ADDED_COLUMNS = (("attachments", "TEXT"), ("missing_attachments", "TEXT"))
+
+FEEDBACK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outcomes (
+    event_id TEXT PRIMARY KEY,       -- the record's: one outcome is recorded once
+    command_id TEXT NOT NULL REFERENCES documents (command_id),
+    record_type TEXT NOT NULL,       -- LetterSent | LetterDeliveryFailed | LetterPrinted
+    record_json TEXT NOT NULL,       -- the record (schemas.jsonio), published as it is
+    recorded_at TEXT NOT NULL,
+    published_at TEXT                -- NULL: not published yet
+);
+CREATE INDEX IF NOT EXISTS outcomes_command ON outcomes (command_id);
+CREATE INDEX IF NOT EXISTS outcomes_unpublished ON outcomes (published_at);
+CREATE TABLE IF NOT EXISTS print_fallbacks (
+    command_id TEXT PRIMARY KEY REFERENCES documents (command_id),
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL             -- why its e-mail was given up
+);
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A delivery outcome recorded for publishing (`outcomes`)."""
+
+    event_id: str
+    command_id: str
+    record_type: str
+    record_json: str
+    recorded_at: str
+    published_at: str | None
+
 
 UNSENT = ("pending", "failed", "sending", "unknown", "held")
 SENDABLE = ("pending", "failed")
@@ -181,6 +220,7 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
+        self._db.executescript(FEEDBACK_SCHEMA)
         self._migrate()
 
     def _migrate(self) -> None:
@@ -370,12 +410,20 @@ class Store:
     def record_attempt(
         self, command_id: str, *, kind: str, ok: bool, error: str | None = None,
         final: bool = False, retry_after: float | None = None, at: datetime | None = None,
+        outcome: tuple[str, str, str] | None = None, to_print: str | None = None,
     ) -> None:
         """One SMTP attempt. `final`: the last of its round, so the status is settled:
         `sent`, or `failed` (tried again by `serve` after `retry_after` seconds, or never
-        automatically when None)."""
+        automatically when None). `outcome`: (event id, record type, record JSON) of the
+        delivery record to publish, kept in the same transaction; `to_print`: the e-mail
+        is given up for that reason and the letter becomes a print letter."""
         when = at or now_utc()
         with self._tx() as db:
+            if outcome is not None:
+                self._add_outcome(db, command_id, outcome, when)
+            if to_print is not None:
+                self._to_print(db, command_id, to_print, when)
+                final = True
             db.execute(
                 "INSERT INTO attempts (command_id, at, kind, outcome, error) VALUES (?,?,?,?,?)",
                 (command_id, iso(when), kind, "sent" if ok else "failed", error))
@@ -391,7 +439,8 @@ class Store:
                 nxt = None if retry_after is None else iso(when + timedelta(seconds=retry_after))
                 db.execute(
                     "UPDATE documents SET status = 'failed', next_attempt_at = ?, "
-                    "claimed_at = NULL WHERE command_id = ?", (nxt, command_id))
+                    "claimed_at = NULL WHERE command_id = ? AND delivery = 'email'",
+                    (nxt, command_id))
 
     def release_stale(self, older_than: float, at: datetime | None = None) -> list[str]:
         """Claims older than `older_than` seconds: their sender died mid-way. They become
@@ -408,3 +457,72 @@ class Store:
                     "'the sender stopped during delivery: it may have been sent; check, then "
                     "resend' WHERE command_id = ?", (cid,))
         return ids
+
+    # -- delivery feedback (decision 14) ---------------------------------------------------
+    def _add_outcome(self, db: sqlite3.Connection, command_id: str,
+                     outcome: tuple[str, str, str], when: datetime) -> bool:
+        event_id, record_type, record_json = outcome
+        cur = db.execute(
+            "INSERT OR IGNORE INTO outcomes (event_id, command_id, record_type, record_json, "
+            "recorded_at) VALUES (?, ?, ?, ?, ?)",
+            (event_id, command_id, record_type, record_json, iso(when)))
+        return cur.rowcount == 1
+
+    def _to_print(self, db: sqlite3.Connection, command_id: str, reason: str,
+                  when: datetime) -> None:
+        db.execute("INSERT OR IGNORE INTO print_fallbacks (command_id, at, reason) "
+                   "VALUES (?, ?, ?)", (command_id, iso(when), reason))
+        note = f"e-mail given up ({reason}): printed instead"
+        db.execute(
+            "UPDATE documents SET delivery = 'print', status = 'print', next_attempt_at = NULL, "
+            "claimed_at = NULL, note = CASE WHEN note IS NULL THEN ? ELSE note || '; ' || ? END "
+            "WHERE command_id = ?", (note, note, command_id))
+
+    def record_outcome(self, command_id: str, outcome: tuple[str, str, str], *,
+                       to_print: str | None = None, failed: str | None = None,
+                       at: datetime | None = None) -> bool:
+        """An outcome that is no SMTP attempt (printed, a bounce reported later), with what
+        it changes: `to_print` as for `record_attempt`; `failed`: the reason a sent letter
+        bounced; it waits for a person (status `failed`, no next attempt). False when it
+        was recorded before (its event id): nothing changes."""
+        when = at or now_utc()
+        with self._tx() as db:
+            if not self._add_outcome(db, command_id, outcome, when):
+                return False
+            if to_print is not None:
+                self._to_print(db, command_id, to_print, when)
+            elif failed is not None:
+                db.execute("UPDATE documents SET status = 'failed', next_attempt_at = NULL, "
+                           "last_error = ? WHERE command_id = ? AND delivery = 'email'",
+                           (failed, command_id))
+        return True
+
+    def printed_instead(self, command_id: str) -> str | None:
+        """Why the letter's e-mail was given up for print, or None (printed as asked)."""
+        row = self._db.execute("SELECT reason FROM print_fallbacks WHERE command_id = ?",
+                               (command_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _outcome(self, row: sqlite3.Row) -> Outcome:
+        return Outcome(row["event_id"], row["command_id"], row["record_type"],
+                       row["record_json"], row["recorded_at"], row["published_at"])
+
+    def outcomes(self, command_id: str | None = None, *,
+                 unpublished: bool = False, limit: int | None = None) -> list[Outcome]:
+        """Recorded outcomes in the order they were recorded (of one letter, or those not
+        published yet)."""
+        where, args = [], []
+        if command_id is not None:
+            where.append("command_id = ?")
+            args.append(command_id)
+        if unpublished:
+            where.append("published_at IS NULL")
+        sql = "SELECT * FROM outcomes" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY rowid" + (f" LIMIT {int(limit)}" if limit else "")
+        return [self._outcome(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def mark_published(self, event_ids: list[str], at: datetime | None = None) -> None:
+        stamp = iso(at or now_utc())
+        with self._tx() as db:
+            db.executemany("UPDATE outcomes SET published_at = ? WHERE event_id = ? "
+                           "AND published_at IS NULL", [(stamp, e) for e in event_ids])

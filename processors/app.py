@@ -4,7 +4,8 @@ Agents stay thin: each hands its events to the processing core (`processors.core
 one module per agent's logic, `processors.ingest`, `.control`, `.proposal_run`,
 `.activity_run`). The tables are those declared in `topics.tables`. Three agents:
 
-* `ingest` (the four account-scoped input topics): billing events → account state. Not a
+* `ingest` (the four account-scoped input topics, and `dunning.letter-deliveries`): billing
+  events → account state, letter outcomes → the account's history. Not a
   Faust agent but a task over the worker's own consumer (`processors.reader`), started and
   stopped by Faust's rebalance signals, so the events skip Faust's per-event stream cost.
 * `control` (payment runs, decisions, run progress, the run schedule; one partition, so

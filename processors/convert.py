@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ import schemas
 from domain import events as ev
 from domain import ids
 from domain.dates import from_day, to_day
+from domain.history import LetterDeliveryRecorded
 from domain.interest import ACT_365
 from domain.money import UnknownCurrency, from_minor, minor_units, to_milli, to_minor
 from domain.procedures import (
@@ -194,6 +195,35 @@ def _plan_created(r: dict[str, Any]) -> ev.InputEvent:
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _letter_sent(r: dict[str, Any]) -> ev.InputEvent:
+    return ev.LetterDelivery(
+        event_id=r["event_id"], account_id=r["account_id"], outcome="sent",
+        command_id=r["command_id"], notice_id=r["notice_id"], detail=r["recipient"],
+        attempt=r["attempt"], at_ms=_ms(r["sent_at"]))
+
+
+def _letter_failed(r: dict[str, Any]) -> ev.InputEvent:
+    return ev.LetterDelivery(
+        event_id=r["event_id"], account_id=r["account_id"], outcome="failed",
+        command_id=r["command_id"], notice_id=r["notice_id"], detail=r["reason"],
+        attempt=r["attempt"], at_ms=_ms(r["failed_at"]), permanent=r["permanent"],
+        next_step=r["next_step"])
+
+
+def _letter_printed(r: dict[str, Any]) -> ev.InputEvent:
+    return ev.LetterDelivery(
+        event_id=r["event_id"], account_id=r["account_id"], outcome="printed",
+        command_id=r["command_id"], notice_id=r["notice_id"], detail=r["batch"], attempt=0,
+        at_ms=_ms(r["printed_at"]), fallback=r["fallback"])
+
+
 _INPUT_EVENTS: dict[str, Callable[[dict[str, Any]], ev.InputEvent]] = {
     "AccountUpserted": _account_upserted,
     "DunningLockSet": _lock_set,
@@ -212,6 +242,9 @@ _INPUT_EVENTS: dict[str, Callable[[dict[str, Any]], ev.InputEvent]] = {
     "DunningHistoryImported": _history_imported,
     "InstallmentPlanCancelled": lambda r: ev.InstallmentPlanCancelled(
         r["event_id"], r["account_id"], r["plan_id"]),
+    "LetterSent": _letter_sent,
+    "LetterDeliveryFailed": _letter_failed,
+    "LetterPrinted": _letter_printed,
 }
 
 
@@ -642,6 +675,21 @@ def letter_of(account: Any, proposal_id: str, codec: Any) -> bytes | None:
 def import_history(imported: Any) -> tuple[str, dict[str, Any]]:
     return "DunningLevelImported", to_avro("DunningLevelImported", imported, seq=0,
                                            prev_hash="")
+
+
+def delivery_history(recorded: Any) -> tuple[str, dict[str, Any]]:
+    """`LetterDeliveryRecorded`: a letter's outcome on the account's history (decision 14)."""
+    return "LetterDeliveryRecorded", to_avro(
+        "LetterDeliveryRecorded", recorded, seq=0, prev_hash="",
+        at=_EPOCH + timedelta(milliseconds=recorded.at_ms))
+
+
+def history_of(recorded: Any) -> tuple[str, dict[str, Any]]:
+    """The history record (type, payload) of what an input event wrote: an imported level
+    or a letter's outcome."""
+    if isinstance(recorded, LetterDeliveryRecorded):
+        return delivery_history(recorded)
+    return import_history(recorded)
 
 
 # ---------------------------------------------------------------- looking at state

@@ -1,5 +1,8 @@
 """The ingest agent: billing events (the four account-scoped input topics) folded into
-account state, one unit of work per account partition of a batch.
+account state, one unit of work per account partition of a batch. The letter service's
+delivery outcomes (`dunning.letter-deliveries`) come the same way: each is remembered by
+its id and chained onto the account's history (`LetterDeliveryRecorded`), as an import's
+`DunningLevelImported` is.
 
 The error policy covers the whole unit, and each failure costs only what it is about: an
 event that cannot be used is dead-lettered; an account whose new row cannot be stored
@@ -18,9 +21,9 @@ from typing import Any
 
 import structlog
 
-from domain.events import DunningHistoryImported
-from domain.history import DunningLevelImported
-from domain.ingest import evolve, import_history
+from domain.events import DunningHistoryImported, LetterDelivery
+from domain.history import DunningLevelImported, LetterDeliveryRecorded
+from domain.ingest import delivery_history, evolve, import_history
 from domain.retention import event_day
 from processors import convert
 from processors.errors import ErrorPolicy, check_key, known_failure
@@ -34,6 +37,8 @@ from topics import catalogue as cat
 log = structlog.get_logger("dunning.worker")
 
 Decode = Callable[[Any, tuple[str, ...]], tuple[str, dict[str, Any]]]
+#: A history record an input event writes: an imported level, or a letter's outcome.
+Recorded = DunningLevelImported | LetterDeliveryRecorded
 
 
 class _Unit:
@@ -46,8 +51,9 @@ class _Unit:
         self.folded: dict[str, list[Any]] = {}
         self.days: dict[str, int | None] = {}
         self.changed: dict[str, None] = {}
-        #: account -> the history records of its imports applied in this unit
-        self.imported: dict[str, list[DunningLevelImported]] = {}
+        #: account -> the history records of its events applied in this unit (imports,
+        #: letter outcomes)
+        self.recorded: dict[str, list[Recorded]] = {}
         self.dead: set[int] = set()  # ids of the messages dead-lettered
 
 
@@ -82,7 +88,7 @@ class Ingest:
         for message in messages:
             try:
                 account_id, change = self._fold(message, unit.rows, unit.days,
-                                                unit.staged.writes, unit.imported)
+                                                unit.staged.writes, unit.recorded)
             except Exception as exc:
                 self._dead(unit, message, *self.errors.reason(message, exc))
                 continue
@@ -112,11 +118,11 @@ class Ingest:
 
     def _fold(self, message: Any, rows: dict[str, StoredAccount],
               days: dict[str, int | None], w: Writes,
-              imported: dict[str, list[DunningLevelImported]]) -> tuple[str, bool]:
+              recorded: dict[str, list[Recorded]]) -> tuple[str, bool]:
         """Fold one input event into its account (in `rows`): the account id, and whether
         the account changed (an event applied before, with the same body, changes nothing).
-        `days` keeps the latest day each account's events speak of, `imported` the history
-        records of the imports that changed an account."""
+        `days` keeps the latest day each account's events speak of, `recorded` the history
+        records of the events that changed an account (imports, letter outcomes)."""
         topic = self.errors.logical(message.topic)
         rtype, record = self.decode(message, cat.BY_NAME[topic].records)
         account_id = record["account_id"]
@@ -135,20 +141,22 @@ class Ingest:
         if isinstance(domain_event, DunningHistoryImported):
             level = import_history(stored.account, updated, domain_event)
             if level is not None:
-                imported.setdefault(account_id, []).append(level)
+                recorded.setdefault(account_id, []).append(level)
+        elif isinstance(domain_event, LetterDelivery):
+            recorded.setdefault(account_id, []).append(delivery_history(domain_event))
         stored.account = updated
         return account_id, True
 
-    def _chain(self, stored: StoredAccount,
-               imported: list[DunningLevelImported]) -> list[Out]:
-        """The history records of an account's imports, chained onto its history."""
-        return [self.outbox.history(stored, *convert.import_history(r)) for r in imported]
+    def _chain(self, stored: StoredAccount, recorded: list[Recorded]) -> list[Out]:
+        """The history records of an account's events (imports, letter outcomes), chained
+        onto its history in the order the events came."""
+        return [self.outbox.history(stored, *convert.history_of(r)) for r in recorded]
 
     def _stage_account(self, unit: _Unit, account_id: str) -> None:
         part: UnitWrites = StagedWrites(unit.staged.writes)
         stored = unit.rows[account_id]
         try:
-            history = self._chain(stored, unit.imported.get(account_id, []))
+            history = self._chain(stored, unit.recorded.get(account_id, []))
             self.store.store_input(stored, unit.days.get(account_id), part)
         except Exception as exc:
             part, history = self._salvage(unit, account_id, exc)
@@ -174,11 +182,11 @@ class Ingest:
             before = copy.copy(stored)
             before.history_refs = dict(stored.history_refs)
             trial = StagedWrites(accepted)
-            imported: dict[str, list[DunningLevelImported]] = {}
+            recorded: dict[str, list[Recorded]] = {}
             try:
-                _, change = self._fold(message, rows, days, trial, imported)
+                _, change = self._fold(message, rows, days, trial, recorded)
                 if change:
-                    chained = self._chain(stored, imported.get(account_id, []))
+                    chained = self._chain(stored, recorded.get(account_id, []))
                     self.store.store_input(stored, days.get(account_id), trial)
             except Exception as failure:
                 code, detail = known_failure(failure) or (

@@ -1,5 +1,6 @@
-"""The ingest reader: the four account input topics read in batches by the worker's own
-aiokafka consumer (`getmany`), without Faust's per-event stream machinery.
+"""The ingest reader: the four account input topics and the letter service's delivery
+outcomes (`topics.catalogue.INGESTED`) read in batches by the worker's own aiokafka
+consumer (`getmany`), without Faust's per-event stream machinery.
 
 Faust's stream hands an agent one event at a time through its conductor, a channel queue
 and the stream iterator (several asyncio waits and a task per event); an agent that only
@@ -10,7 +11,7 @@ per event is small, so that cost was most of it.
 What stays Faust's: the consumer group, the assignment, the tables and their recovery. The
 input topics are co-partitioned with the tables and `dunning.internal.partition-work`, so
 the account partitions this worker owns are the partition-work partitions Faust assigned
-it; the reader reads exactly those partitions of the four input topics (manual
+it; the reader reads exactly those partitions of the topics it reads (manual
 `assign`), and only once Faust has recovered their tables:
 
 * `on_partitions_revoked` (a rebalance begins, Faust awaits it): reading stops, the batch
@@ -117,7 +118,7 @@ class InputReader:
         """Read `partitions` of the input topics from their committed positions on."""
         assert self.consumer is not None
         tps = [TopicPartition(self.settings.topic(t), p)
-               for t in cat.ACCOUNT_INPUTS for p in sorted(partitions)]
+               for t in cat.INGESTED for p in sorted(partitions)]
         self.consumer.assign(tps)
         for key in [k for k in self.applied if k[1] not in partitions]:
             del self.applied[key]

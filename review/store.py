@@ -6,7 +6,8 @@ published once), and the position of every topic partition read, written in the 
 transaction as what was read, so a restart goes on where it stopped and applies nothing
 twice. A proposal's `decision` follows what is known: `undecided`, `approved` or
 `rejected` as decided, then `executed`, `rejected` or `not_executed` as the history says;
-`reversed` once its notice is reversed.
+`reversed` once its notice is reversed. What happened to the letters of an account's
+notices (`LetterDeliveryRecorded`, decision 14) is a row of `deliveries` each.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, name TEXT,
     language TEXT, channel TEXT);
 CREATE TABLE IF NOT EXISTS decisions (event_id TEXT PRIMARY KEY, record_type TEXT,
     subject TEXT, decided_by TEXT);
+CREATE TABLE IF NOT EXISTS deliveries (event_id TEXT PRIMARY KEY, account_id TEXT,
+    notice_id TEXT, command_id TEXT, outcome TEXT, detail TEXT, attempt INTEGER,
+    next_step TEXT, fallback INTEGER, at TEXT);
+CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account_id, at);
 """
 
 #: The worklist's sort keys (query parameter -> SQL).
@@ -280,6 +285,17 @@ class ReviewStore:
         out["body"] = orjson.loads(out["body"])
         return out
 
+    def deliveries(self, account_id: str) -> list[dict[str, Any]]:
+        """What happened to the letters of the account's notices, oldest first, with
+        `reached` per notice (an e-mail taken or a letter printed) on each row."""
+        rows = [dict(r) for r in self.db.execute(
+            "SELECT notice_id, command_id, outcome, detail, attempt, next_step, fallback, at "
+            "FROM deliveries WHERE account_id = ? ORDER BY at, rowid", (account_id,))]
+        reached = {r["notice_id"] for r in rows if r["outcome"] in ("sent", "printed")}
+        for r in rows:
+            r["reached"] = r["notice_id"] in reached
+        return rows
+
     def undecided(self, proposal_ids: Iterable[str]) -> list[str]:
         ids = list(proposal_ids)
         found: list[str] = []
@@ -434,6 +450,14 @@ def _reversed(db: sqlite3.Connection, r: dict[str, Any]) -> None:
                (r.get("reason"), r["notice_id"]))
 
 
+def _delivery(db: sqlite3.Connection, r: dict[str, Any]) -> None:
+    db.execute("INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+               "ON CONFLICT (event_id) DO NOTHING",
+               (r["event_id"], r["account_id"], r["notice_id"], r["command_id"],
+                r["outcome"], r["detail"], r.get("attempt", 0), r.get("next_step"),
+                int(bool(r.get("fallback"))), _text(r["at"])))
+
+
 _APPLY = {
     "ProposalRunStarted": _run_started,
     "ProposalRunCompleted": _run_completed,
@@ -451,6 +475,7 @@ _APPLY = {
     "history.ProposalRejected": _outcome("rejected"),
     "ProposalNotExecuted": _outcome("not_executed"),
     "DunningNoticeReversed": _reversed,
+    "LetterDeliveryRecorded": _delivery,
 }
 TOPICS = ("billing.accounts", "dunning.runs", "dunning.proposals", "dunning.decisions",
           "dunning.history")

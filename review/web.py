@@ -203,6 +203,7 @@ async def proposal_page(request: web.Request) -> web.Response:
         if st == 409:
             stale = (_json_or_none(answer) or {}).get("detail")
     return page(request, "proposal.html", p=p, account=account, stale=stale,
+                deliveries=ctx.store.deliveries(p["account_id"]),
                 account_error=None if account else body.decode(errors="replace")[:300])
 
 

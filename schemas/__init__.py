@@ -73,6 +73,9 @@ TOPICS: dict[str, str] = {
     "ScheduledStartMissed": "dunning.runs",
     "DunningProposed": "dunning.proposals",
     "PrintDunningLetter": "dunning.letters",
+    "LetterSent": "dunning.letter-deliveries",
+    "LetterDeliveryFailed": "dunning.letter-deliveries",
+    "LetterPrinted": "dunning.letter-deliveries",
     "SetDunningLock": "dunning.locks",
     "ReleaseToCollectionAgency": "dunning.collections",
     "RequestSecurityDeposit": "dunning.deposits",
@@ -89,6 +92,7 @@ TOPICS: dict[str, str] = {
     "ProposalNotExecuted": "dunning.history",
     "NoticeReversalRefused": "dunning.history",
     "DunningLevelImported": "dunning.history",
+    "LetterDeliveryRecorded": "dunning.history",
     "DeadLetter": "dunning.dead-letters",
 }
 

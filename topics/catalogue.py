@@ -56,6 +56,8 @@ DECISIONS = "dunning.decisions"
 RUNS = "dunning.runs"
 PROPOSALS = "dunning.proposals"
 LETTERS = "dunning.letters"
+#: What happened to each letter, from the letter service; read by the ingest agent.
+LETTER_DELIVERIES = "dunning.letter-deliveries"
 LOCKS = "dunning.locks"
 COLLECTIONS = "dunning.collections"
 DEPOSITS = "dunning.deposits"
@@ -72,6 +74,10 @@ RUN_PROGRESS = "dunning.internal.run-progress"
 #: Account-scoped input topics, consumed by the ingest agent.
 ACCOUNT_INPUTS = (ACCOUNTS, INVOICES, PAYMENTS, DUE_DATES)
 INPUTS = (*ACCOUNT_INPUTS, PAYMENT_RUNS)
+#: What the ingest agent reads: the billing inputs and the letter service's delivery
+#: outcomes (account-partitioned too). A proposal run waits for `ACCOUNT_INPUTS` only: a
+#: delivery changes nothing a run computes.
+INGESTED = (*ACCOUNT_INPUTS, LETTER_DELIVERIES)
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(ACCOUNTS, doc="Account master data and dunning locks, from billing."),
@@ -91,6 +97,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(RUNS, ("run_id",), partitions=1, doc="Run lifecycle."),
     TopicSpec(PROPOSALS, doc="Stage 1 results."),
     TopicSpec(LETTERS, doc="Letters to print or e-mail."),
+    TopicSpec(LETTER_DELIVERIES,
+              doc="What happened to each letter: sent, failed (and why), printed."),
     TopicSpec(LOCKS, doc="Lock requests to billing."),
     TopicSpec(COLLECTIONS, doc="Releases to a collection agency."),
     TopicSpec(DEPOSITS, doc="Cash security deposit requests."),

@@ -202,3 +202,37 @@ def test_the_letter_preview_is_written_in_the_business_texts(ctx: Context, tmp_p
     text = "\n".join(page.extract_text() or "" for page in PdfReader(BytesIO(pdf)).pages)
     assert asked == ["/accounts/ACC-000002/letters/prop-000002/"]
     assert "Zweite Zahlungserinnerung der Beispiel AG" in text
+def test_a_proposal_shows_what_happened_to_the_letters_of_its_account(ctx: Context) -> None:
+    from datetime import UTC, datetime
+
+    feed(ctx.store, ("DunningNoticeIssued", {"proposal_id": "prop-000002", "notice_id": "n2"}),
+         ("LetterDeliveryRecorded", {
+             "event_id": "ld-1", "account_id": "ACC-000002", "notice_id": "n2",
+             "command_id": "cmd-n2", "outcome": "failed",
+             "detail": "recipient refused: 550 5.1.1 no such mailbox", "attempt": 1,
+             "next_step": "print", "fallback": False,
+             "at": datetime(2026, 12, 3, 9, 0, tzinfo=UTC)}))
+
+    async def scenario(client: TestClient) -> tuple[str, str]:
+        await logged_in(client)
+        before = await (await client.get("/proposal?id=prop-000002")).text()
+        feed(ctx.store, ("LetterDeliveryRecorded", {
+            "event_id": "ld-2", "account_id": "ACC-000002", "notice_id": "n2",
+            "command_id": "cmd-n2", "outcome": "printed", "detail": "PR_1.pdf", "attempt": 0,
+            "next_step": None, "fallback": True,
+            "at": datetime(2026, 12, 3, 10, 0, tzinfo=UTC)}))
+        after = await (await client.get("/proposal?id=prop-000002")).text()
+        return before, after
+
+    before, after = run(ctx, scenario)
+    assert '<strong id="reached">not reached yet</strong>' in before
+    assert "550 5.1.1 no such mailbox" in before
+    assert '<strong id="reached">customer reached</strong>' in after
+    assert "printed (instead of e-mail)" in after and "PR_1.pdf" in after
+    other = run(ctx, lambda client: _page(client, "prop-000003"))
+    assert "no letter outcome recorded" in other
+
+
+async def _page(client: TestClient, proposal_id: str) -> str:
+    await logged_in(client)
+    return await (await client.get(f"/proposal?id={proposal_id}")).text()

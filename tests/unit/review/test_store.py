@@ -143,3 +143,32 @@ def test_positions_are_kept_with_what_was_read(store: ReviewStore, tmp_path) -> 
     again = ReviewStore(tmp_path / "review.sqlite")
     assert again.positions() == {("t", 0): 42}
     assert again.proposal("prop-000002") is None and again.proposal("prop-000001")
+
+
+def _delivery(n: int, notice: str, outcome: str, detail: str, at: str,
+              **kw: object) -> tuple[str, dict[str, object]]:
+    from datetime import datetime
+
+    return "LetterDeliveryRecorded", {
+        "event_id": f"ld-{n}", "account_id": "ACC-000001", "notice_id": notice,
+        "command_id": f"cmd-{notice}", "outcome": outcome, "detail": detail,
+        "attempt": kw.get("attempt", 1), "next_step": kw.get("next_step"),
+        "fallback": kw.get("fallback", False), "at": datetime.fromisoformat(at)}
+
+
+def test_letter_outcomes_of_an_account_and_whether_each_notice_reached_the_customer(
+        store: ReviewStore) -> None:
+    a_run(store)
+    failed = _delivery(1, "n1", "failed", "550 5.1.1 gone", "2026-12-03T09:00:00+00:00",
+                       next_step="print")
+    feed(store, failed,
+         _delivery(2, "n1", "printed", "PR_1.pdf", "2026-12-03T10:00:00+00:00", attempt=0,
+                   fallback=True),
+         _delivery(3, "n0", "failed", "451 later", "2026-11-01T09:00:00+00:00",
+                   next_step="retry"),
+         failed)  # read again: one row
+    rows = store.deliveries("ACC-000001")
+    assert [(r["notice_id"], r["outcome"], r["reached"], r["fallback"]) for r in rows] == [
+        ("n0", "failed", False, 0), ("n1", "failed", True, 0), ("n1", "printed", True, 1)]
+    assert rows[1]["next_step"] == "print" and rows[2]["detail"] == "PR_1.pdf"
+    assert store.deliveries("ACC-000002") == []

@@ -28,8 +28,9 @@ from topics import catalogue as cat
 PROPERTY = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CODEC = Codec()
-INPUTS = tuple(r for t in cat.ACCOUNT_INPUTS for r in cat.BY_NAME[t].records)
-DOOR = tuple(r for t in (*cat.INPUTS, cat.DECISIONS, cat.PROCEDURES)
+#: What the ingest agent folds into accounts: billing events and letter outcomes.
+INPUTS = tuple(r for t in cat.INGESTED for r in cat.BY_NAME[t].records)
+DOOR = tuple(r for t in (*cat.INGESTED, cat.PAYMENT_RUNS, cat.DECISIONS, cat.PROCEDURES)
              for r in cat.BY_NAME[t].records)
 VALID = {name: CODEC.encode(name, SAMPLES[name]) for name in DOOR}
 FIRST = limits.FIRST_DATE.toordinal() - EPOCH_ORDINAL

@@ -41,6 +41,7 @@ CONTRACT_TOPICS = {
     },
     "dunning.proposals": {"DunningProposed"},
     "dunning.letters": {"PrintDunningLetter"},
+    "dunning.letter-deliveries": {"LetterSent", "LetterDeliveryFailed", "LetterPrinted"},
     "dunning.locks": {"SetDunningLock"},
     "dunning.collections": {"ReleaseToCollectionAgency"},
     "dunning.deposits": {"RequestSecurityDeposit"},
@@ -59,6 +60,7 @@ CONTRACT_TOPICS = {
         "ProposalNotExecuted",
         "NoticeReversalRefused",
         "DunningLevelImported",
+        "LetterDeliveryRecorded",
     },
     "dunning.dead-letters": {"DeadLetter"},
 }
