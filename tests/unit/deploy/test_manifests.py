@@ -37,8 +37,10 @@ def _load_all(path: Path) -> list[dict[str, Any]]:
 
 
 def _settings_variables() -> set[str]:
-    """The DUNNING_* names config/settings.py reads, parsed out of its source."""
-    source = (ROOT / "config" / "settings.py").read_text()
+    """The DUNNING_* names config/settings.py and the letter service's settings
+    (letters/config.py) read, parsed out of their source."""
+    source = "".join((ROOT / f).read_text() for f in ("config/settings.py",
+                                                       "letters/config.py"))
     return set(re.findall(r'"(DUNNING_[A-Z0-9_]+)"', source))
 
 
@@ -186,7 +188,7 @@ def test_kubernetes_commands_exist() -> None:
             argv = container.get("args", ["worker"])
             _parses(argv)
             seen.append(argv[0])
-    assert sorted(seen) == ["procedures", "review", "worker"]
+    assert sorted(seen) == ["letters", "procedures", "review", "worker"]
 
 
 def test_dockerfile_command_exists() -> None:
@@ -361,7 +363,7 @@ def test_ops_acls_are_limited_to_the_catalogue() -> None:
 
 
 def test_worker_statefulset() -> None:
-    (sts,) = _kind("StatefulSet")
+    (sts,) = [d for d in _kind("StatefulSet") if d["metadata"]["name"] == "dunning-worker"]
     spec = sts["spec"]
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
@@ -421,3 +423,29 @@ def test_review_acls_read_what_the_page_shows_and_write_only_decisions() -> None
     from review.store import TOPICS
 
     assert set(TOPICS) <= shown | {"dunning.decisions"}  # the feed reads no other topic
+
+
+def test_letter_service_acls_read_its_commands_and_write_only_the_outcomes() -> None:
+    from letters.config import GROUP_ID
+    from letters.service import HISTORY_TOPIC, LETTERS_TOPIC
+    from topics.catalogue import LETTER_DELIVERIES, PROCEDURES
+
+    acls = _acls("dunning-letters")
+    read = {LETTERS_TOPIC, HISTORY_TOPIC, PROCEDURES}
+    assert acls == {
+        **{("topic", t, "literal"): {"Read", "Describe"} for t in read},
+        ("topic", LETTER_DELIVERIES, "literal"): {"Write", "Describe"},
+        ("group", GROUP_ID, "literal"): {"Read"},
+    }
+
+
+def test_letter_service_statefulset_keeps_its_documents_and_uses_its_kafka_user() -> None:
+    (sts,) = [d for d in _kind("StatefulSet") if d["metadata"]["name"] == "dunning-letters"]
+    assert sts["spec"]["replicas"] == 1
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DUNNING_SASL_USERNAME"] == "dunning-letters"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["state"] == env["DUNNING_STATE_DIR"]
+    assert [c["metadata"]["name"] for c in sts["spec"]["volumeClaimTemplates"]] == ["state"]
+    assert env["DUNNING_SMTP_PASSWORD_FILE"].startswith(mounts["smtp"] + "/")
