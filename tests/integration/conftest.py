@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,13 @@ def new_story(broker: Any, tmp: Path, **kw: Any) -> Story:
     return Story(settings, Worker(settings))
 
 
-@pytest.fixture(scope="module")
-def story(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
-    s = new_story(broker, tmp_path_factory.mktemp("story"))
+@contextmanager
+def running_story(broker: Any, tmp: Path, procedures: str | None = None) -> Iterator[Story]:
+    """A new story whose worker runs while the block does; `procedures` (a procedures
+    file's text) are published before the worker starts."""
+    s = new_story(broker, tmp)
+    if procedures is not None:
+        publish_procedures(s.settings, procedures)
     s.worker.start()
     try:
         yield s
@@ -62,4 +67,10 @@ def story(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sto
         s.worker.stop()
 
 
-__all__ = ["Story", "new_story", "publish_procedures", "replace"]
+@pytest.fixture(scope="module")
+def story(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    with running_story(broker, tmp_path_factory.mktemp("story")) as s:
+        yield s
+
+
+__all__ = ["Story", "new_story", "publish_procedures", "replace", "running_story"]

@@ -3,6 +3,7 @@ subprocess, records through the codec to the broker, state over HTTP."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from audit.cli import register
 from config.settings import Settings
 from config.worker_env import worker_env
 from topics.broker import EmbeddedBroker, free_port
@@ -158,3 +160,19 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition",
 
 
 __all__ = ["Worker", "dig", "make_settings", "provision", "send", "read", "wait_for", "replace"]
+
+
+def audit_cli(monkeypatch: Any, capsys: Any, settings: Settings,
+              *argv: str) -> tuple[int, str, str]:
+    """`dunning audit ...` in this process, with the environment of `settings`: the exit
+    code, stdout and stderr."""
+    for name, value in env_for(settings).items():
+        if name.startswith("DUNNING_"):
+            monkeypatch.setenv(name, value)
+    parser = argparse.ArgumentParser(prog="dunning")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["audit", *argv])
+    capsys.readouterr()
+    code = int(args.func(args) or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -5,7 +5,6 @@ topic of 100 000 history records replays with progress (its rate is printed)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import io
@@ -23,7 +22,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from audit.cli import register
 from audit.replay import Progress, Replay
 from audit.report import account_json
 from config.settings import Settings
@@ -31,7 +29,7 @@ from dunning.sample import month
 from schemas.codec import EPOCH_ORDINAL, Codec
 from tests.integration import events as e
 from tests.integration.conftest import new_story
-from tests.integration.harness import dig, env_for, make_settings, wait_for
+from tests.integration.harness import audit_cli, dig, make_settings, wait_for
 from topics.clients import read_all
 
 pytestmark = pytest.mark.broker
@@ -42,21 +40,6 @@ HISTORY = "dunning.history"
 
 
 # ---------------------------------------------------------------- helpers
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        settings: Settings, *argv: str) -> tuple[int, str, str]:
-    """`dunning audit ...` in this process, with the environment of `settings`."""
-    for name, value in env_for(settings).items():
-        if name.startswith("DUNNING_"):
-            monkeypatch.setenv(name, value)
-    parser = argparse.ArgumentParser(prog="dunning")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["audit", *argv])
-    capsys.readouterr()
-    code = int(args.func(args) or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def history(story: Any) -> list[Any]:
     return [r for r in story.read(HISTORY) if r.record is not None]
 
@@ -192,7 +175,7 @@ def run_story_and_audit(s, tmp_path, monkeypatch, capsys):
     worker_url = f"http://127.0.0.1:{s.settings.web_port}"
 
     # verify: every chain intact, the rebuilt state equals the live state.
-    code, out, err = cli(monkeypatch, capsys, s.settings, "verify", "--worker", worker_url)
+    code, out, err = audit_cli(monkeypatch, capsys, s.settings, "verify", "--worker", worker_url)
     assert code == 0, out + err
     assert out.rstrip().endswith("OK")
     n_accounts = len({r.record["account_id"] for r in recs})
@@ -203,7 +186,7 @@ def run_story_and_audit(s, tmp_path, monkeypatch, capsys):
     # replay to a file: every account's items equal what the worker serves, independently
     # of verify's comparison.
     lines_file = tmp_path / "replay.jsonl"
-    code, out, err = cli(monkeypatch, capsys, s.settings, "replay", "--out", str(lines_file))
+    code, out, err = audit_cli(monkeypatch, capsys, s.settings, "replay", "--out", str(lines_file))
     assert code == 0, err
     bodies = {b["account_id"]: b for b in map(orjson.loads, lines_file.read_text().splitlines())}
     assert len(bodies) == n_accounts
@@ -221,7 +204,7 @@ def run_story_and_audit(s, tmp_path, monkeypatch, capsys):
 
     # as of the first run's date: the state the worker had after run 1 (later records,
     # the reversals of run-2 notices included, are recorded for D2).
-    code, out, err = cli(monkeypatch, capsys, s.settings, "replay", "--as-of", D1.isoformat())
+    code, out, err = audit_cli(monkeypatch, capsys, s.settings, "replay", "--as-of", D1.isoformat())
     assert code == 0, err
     as_of_d1 = {b["account_id"]: b for b in map(orjson.loads, out.splitlines())}
     for acc in accounts:
@@ -232,15 +215,15 @@ def run_story_and_audit(s, tmp_path, monkeypatch, capsys):
 
     # one account: a JSON line on stdout and a table on stderr; the exports.
     acc = whole["account_id"]
-    code, out, err = cli(monkeypatch, capsys, s.settings, "replay", "--account", acc)
+    code, out, err = audit_cli(monkeypatch, capsys, s.settings, "replay", "--account", acc)
     assert code == 0 and json.loads(out)["account_id"] == acc
     assert f"account {acc}: " in err and "reversal" in err and "(reversed)" in err
-    code, out, err = cli(monkeypatch, capsys, s.settings, "export", "--account", acc,
+    code, out, err = audit_cli(monkeypatch, capsys, s.settings, "export", "--account", acc,
                          "--format", "csv")
     assert code == 0 and out.startswith("account_id,seq,record_type")
     assert {row.split(",")[2] for row in out.splitlines()[1:]} >= {
         "DunningNoticeIssued", "DunningNoticeReversed"}
-    code, out, err = cli(monkeypatch, capsys, s.settings, "export", "--account", acc,
+    code, out, err = audit_cli(monkeypatch, capsys, s.settings, "export", "--account", acc,
                          "--format", "json")
     exported = json.loads(out)
     assert [r["seq"] for r in exported["chain_records"]] == list(
@@ -261,7 +244,7 @@ def run_story_and_audit(s, tmp_path, monkeypatch, capsys):
     two = next(a for a in longest[1:] if len(chains[a]) >= 2)
 
     def verify_copy(target: Settings) -> tuple[int, str]:
-        code, out, err = cli(monkeypatch, capsys, target, "verify", "--worker", worker_url)
+        code, out, err = audit_cli(monkeypatch, capsys, target, "verify", "--worker", worker_url)
         assert "Traceback" not in err
         return code, out
 

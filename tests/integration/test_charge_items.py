@@ -7,7 +7,6 @@ auditor's replay of the account is clean and shows the charge item."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import date
 from decimal import Decimal
@@ -15,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from audit.cli import register
 from tests.integration import events as e
-from tests.integration.conftest import new_story, publish_procedures
-from tests.integration.harness import env_for, wait_for
+from tests.integration.conftest import running_story
+from tests.integration.harness import audit_cli, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -48,28 +46,8 @@ PAID = date(2026, 11, 5)
 
 @pytest.fixture(scope="module")
 def charged(broker, tmp_path_factory):
-    s = new_story(broker, tmp_path_factory.mktemp("charges"))
-    publish_procedures(s.settings, PROCEDURES)
-    s.worker.start()
-    try:
+    with running_story(broker, tmp_path_factory.mktemp("charges"), PROCEDURES) as s:
         yield s
-    finally:
-        s.worker.stop()
-
-
-def audit(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], s: Any,
-          *argv: str) -> tuple[int, str, str]:
-    """`dunning audit ...` in this process, with the story's environment."""
-    for name, value in env_for(s.settings).items():
-        if name.startswith("DUNNING_"):
-            monkeypatch.setenv(name, value)
-    parser = argparse.ArgumentParser(prog="dunning")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["audit", *argv])
-    capsys.readouterr()
-    code = int(args.func(args) or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def notices_of(s: Any, run: str) -> dict[str, dict[str, Any]]:
@@ -141,13 +119,13 @@ def test_a_payment_first_clears_the_charge_and_the_next_notice_lists_the_princip
              what="the second notices")
 
     # the auditor's replay of K1: clean, and it shows the charge item
-    code, out, err = audit(monkeypatch, capsys, s, "replay", "--account", "K1")
+    code, out, err = audit_cli(monkeypatch, capsys, s.settings, "replay", "--account", "K1")
     assert code == 0, err
     body = json.loads(out)
     assert body["problems"] == []
     assert body["claims"][charge_id]["amount"] == "5.00"
     assert f"charge of notice {k1_notice}: 5.00, due 2026-11-15" in err
     worker_url = f"http://127.0.0.1:{s.settings.web_port}"
-    code, out, err = audit(monkeypatch, capsys, s, "verify", "--worker", worker_url)
+    code, out, err = audit_cli(monkeypatch, capsys, s.settings, "verify", "--worker", worker_url)
     assert code == 0, out + err
     assert out.rstrip().endswith("OK")

@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.conftest import new_story
 from tests.integration.daylife import Config, DayInTheLife
-from tests.integration.test_audit import cli
+from tests.integration.harness import audit_cli as cli
 
 pytestmark = pytest.mark.broker
 

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pytest
 
 from tests.integration import events as e
-from tests.integration.conftest import new_story, publish_procedures
+from tests.integration.conftest import running_story
 from tests.integration.harness import wait_for
 
 PROCEDURES = """
@@ -37,13 +37,8 @@ AS_OF = date(2026, 11, 20)
 
 @pytest.fixture(scope="module")
 def mixed(broker, tmp_path_factory):
-    s = new_story(broker, tmp_path_factory.mktemp("two-activity-runs"))
-    publish_procedures(s.settings, PROCEDURES)
-    s.worker.start()
-    try:
+    with running_story(broker, tmp_path_factory.mktemp("two-activity-runs"), PROCEDURES) as s:
         yield s
-    finally:
-        s.worker.stop()
 
 
 def activity_runs(s, run_id):

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import io
 import sqlite3
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -49,20 +48,6 @@ def invoices(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "INV-2025-0117.pdf").write_bytes(invoice_pdf("INV-2025-0117"))
     return folder
-
-
-@pytest.fixture
-def make_service(tmp_path: Path) -> Iterator:
-    made: list[LetterService] = []
-
-    def make(cfg: LetterSettings) -> LetterService:
-        svc = LetterService(Settings(state_dir=tmp_path / "state"), cfg)
-        made.append(svc)
-        return svc
-
-    yield make
-    for svc in made:
-        svc.close()
 
 
 def test_the_e_mail_carries_the_letter_and_the_invoices_found(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings, SettingsError
+from config.settings import SettingsError
 from letters import feedback
 from letters.config import LetterSettings
 from letters.model import Letter
@@ -35,20 +35,6 @@ def refusing() -> Iterator[RefusingSmtpServer]:
         yield server
     finally:
         server.controller.stop()
-
-
-@pytest.fixture
-def make_service(tmp_path: Path) -> Iterator[Any]:
-    made: list[LetterService] = []
-
-    def make(cfg: LetterSettings) -> LetterService:
-        svc = LetterService(Settings(state_dir=tmp_path), cfg)
-        made.append(svc)
-        return svc
-
-    yield make
-    for svc in made:
-        svc.close()
 
 
 def add(service: LetterService, **kw: Any) -> str:

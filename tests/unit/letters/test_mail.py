@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
 from letters.mailer import NotEmailable
 from letters.model import Letter
 from letters.service import LetterService
 from tests.unit.letters.helpers import SmtpServer, letter_record, smtp_settings
 from topics.broker import free_port
-
-
-@pytest.fixture
-def make_service(tmp_path: Path) -> Iterator:
-    made: list[LetterService] = []
-
-    def make(cfg) -> LetterService:  # noqa: ANN001
-        svc = LetterService(Settings(state_dir=tmp_path), cfg)
-        made.append(svc)
-        return svc
-
-    yield make
-    for svc in made:
-        svc.close()
 
 
 def add(service: LetterService, **kw) -> str:  # noqa: ANN003
