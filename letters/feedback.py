@@ -62,12 +62,13 @@ def _base(doc: Document, outcome: str, attempt: int) -> dict[str, Any]:
             "account_id": doc.account_id}
 
 
-def sent(doc: Document, attempt: int, message_id: str | None,
+def sent(doc: Document, attempt: int, message_id: str | None, reply: str | None = None,
          at: datetime | None = None) -> Outcome:
-    """`LetterSent` of the attempt that delivered the e-mail."""
+    """`LetterSent` of the attempt that delivered the e-mail, with the server's reply to
+    it (`250 …`)."""
     return _outcome("LetterSent", {
         **_base(doc, "sent", attempt), "channel": "email", "recipient": doc.email or "",
-        "attempt": attempt, "sent_at": at or now_utc(), "smtp_reply": None,
+        "attempt": attempt, "sent_at": at or now_utc(), "smtp_reply": reply,
         "message_id": message_id})
 
 

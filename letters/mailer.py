@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
 
 import structlog
 
@@ -109,8 +110,9 @@ def build_message(cfg: LetterSettings, letter: Letter, doc: Document, pdf: bytes
     return msg
 
 
-def smtp_send(cfg: LetterSettings, msg: EmailMessage) -> None:
-    """One SMTP conversation (blocking): connect, TLS, log in, send, quit."""
+def smtp_send(cfg: LetterSettings, msg: EmailMessage) -> str | None:
+    """One SMTP conversation (blocking): connect, TLS, log in, send, quit. Returns the
+    server's reply to the message (`250 …`, often with its queue id), for `LetterSent`."""
     context = ssl.create_default_context()
     client: smtplib.SMTP
     if cfg.smtp_tls == "tls":
@@ -125,10 +127,21 @@ def smtp_send(cfg: LetterSettings, msg: EmailMessage) -> None:
             client.ehlo()
         if cfg.smtp_username:
             client.login(cfg.smtp_username, cfg.smtp_password)
+        # smtplib's sendmail drops the reply to DATA: keep it on the way through
+        replies: list[str] = []
+        data = client.data
+
+        def keep_reply(message: Any) -> tuple[int, bytes]:
+            code, text = data(message)
+            replies.append(f"{code} {_text(text)}")
+            return code, text
+
+        client.data = keep_reply  # type: ignore[method-assign,assignment]
         client.send_message(msg)
+        return replies[-1] if replies else None
 
 
-SendFn = Callable[[LetterSettings, EmailMessage], None]
+SendFn = Callable[[LetterSettings, EmailMessage], str | None]
 SleepFn = Callable[[float], Awaitable[None]]
 
 
@@ -174,7 +187,7 @@ class Mailer:
             return self._get(doc)
         for n in range(self.cfg.attempts):
             try:
-                await asyncio.to_thread(self._send, self.cfg, msg)
+                reply = await asyncio.to_thread(self._send, self.cfg, msg)
             except Exception as exc:
                 if self._failed(doc, kind, n, exc):
                     break
@@ -183,7 +196,7 @@ class Mailer:
                 attempt = self._get(doc).attempts + 1
                 self.store.record_attempt(
                     doc.command_id, kind=kind, ok=True,
-                    outcome=feedback.sent(doc, attempt, msg["Message-ID"]))
+                    outcome=feedback.sent(doc, attempt, msg["Message-ID"], reply))
                 log.info("letter e-mailed", command_id=doc.command_id,
                          account_id=doc.account_id, attempt=n + 1)
                 break

@@ -133,7 +133,7 @@ class SmtpHandler:
                 return self.refuse_reply
             msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
             self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg))
-        return "250 OK"
+            return f"250 2.0.0 Ok: queued as Q{len(self.messages)}"
 
 
 class SmtpServer:

@@ -65,6 +65,7 @@ def test_a_sent_letter_records_letter_sent_with_its_address_and_message_id(
     assert (rec["channel"], rec["recipient"], rec["attempt"]) == (
         "email", "buchhaltung@mueller-soehne.example", 1)
     assert rec["message_id"] == smtp.messages[0].message["Message-ID"]
+    assert rec["smtp_reply"] == "250 2.0.0 Ok: queued as Q1"  # the server's, kept
     [pending] = service.store.outcomes(unpublished=True)
     assert pending.event_id == rec["event_id"] and pending.published_at is None
     service.store.mark_published([pending.event_id])
