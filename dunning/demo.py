@@ -62,11 +62,22 @@ async def _wait_record(settings: Settings, topic: str, rtype: str, run_id: str,
                        timeout: float = 120, **fields: Any) -> dict[str, Any]:
     """Follow a topic until the record arrives (one consumer, no polling); `fields` are
     values it must have too."""
+    return (await _wait_records(settings, topic, rtype, run_id, timeout, **fields))[-1][1]
+
+
+async def _wait_records(settings: Settings, topic: str, rtype: str, run_id: str,
+                        timeout: float = 120,
+                        **fields: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The run's records of a topic (type, record), up to and with the first `rtype`
+    that has the values `fields`."""
+    seen: list[tuple[str, dict[str, Any]]] = []
     async for rec in read(settings, topic, idle_timeout=timeout, until_end=False):
         r = rec.record
-        if rec.record_type == rtype and r and r.get("run_id") == run_id and all(
-                r.get(k) == v for k, v in fields.items()):
-            return r
+        if not r or r.get("run_id") != run_id or rec.record_type is None:
+            continue
+        seen.append((rec.record_type, r))
+        if rec.record_type == rtype and all(r.get(k) == v for k, v in fields.items()):
+            return seen
     raise SystemExit(f"dunning demo: no {rtype} for {run_id} within {timeout} s")
 
 
@@ -229,12 +240,14 @@ def _payment_run(settings: Settings, payment_run_id: str, as_of: date) -> None:
         "RunApproved", {"event_id": new_event_id(), "run_id": run_id, "decided_by": "demo"})]))
     # the approval's activity run, not the auto-approved proposals' (sent with the
     # proposal run): the next week's payments must not meet proposals still executing
-    done = asyncio.run(_wait_record(settings, RUNS, "ActivityRunCompleted", run_id,
-                                    auto_approved=False))
+    records = asyncio.run(_wait_records(settings, RUNS, "ActivityRunCompleted", run_id,
+                                        auto_approved=False))
     act_seconds = time.monotonic() - t_act
-    auto = [r.record["notices"] for r in asyncio.run(read_all(settings, RUNS, idle_timeout=0.2))
-            if r.record_type == "ActivityRunCompleted" and r.record
-            and r.record["run_id"] == run_id and r.record.get("auto_approved")]
+    done = records[-1][1]
+    # the auto-approved proposals' record comes before the approval's (with the proposal
+    # run's completion)
+    auto = [r["notices"] for t, r in records
+            if t == "ActivityRunCompleted" and r.get("auto_approved")]
     say(f"{as_of}: proposal run {run_id}: {completed['accounts_evaluated']} accounts evaluated, "
         f"{completed['proposals']} proposals in {proposal_seconds:.2f} s; "
         f"{sum(auto)} auto-approved (CONSUMER) notices; approved: "
